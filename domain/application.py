@@ -1,0 +1,166 @@
+"""The Signoff eventsourcing application: one method per use case, plain values out."""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from domain.deliverable import Deliverable
+from domain.errors import ConcurrentChange, NotFound
+from domain.policies import Policy, policy_id
+from domain.project import Project
+from domain.state import DeliverableState
+
+SYSTEM_ACTOR = "signoff"
+
+
+def as_uuid(value: str | UUID, what: str) -> UUID:
+    try:
+        return value if isinstance(value, UUID) else UUID(str(value))
+    except ValueError:
+        raise NotFound(f"no {what} {value!r}") from None
+
+
+class Signoff(Application):
+    name = "signoff"
+
+    # ---- projects -----------------------------------------------------------------------------
+    def create_project(self, name: str, members: list[dict[str, Any]], escalation_path: list[dict[str, Any]],
+                       phases: list[dict[str, Any]], actor: str) -> Project:
+        project = Project.create(name=name, members=members, escalation_path=escalation_path, phases=phases,
+                                 created_by=actor)
+        self._save(project)
+        return project
+
+    def get_project(self, project_id: str | UUID) -> Project:
+        return self._get(as_uuid(project_id, "project"), "project")
+
+    # ---- policies -----------------------------------------------------------------------------
+    def put_policy(self, name: str, spec: dict[str, Any], actor: str) -> tuple[dict[str, Any], bool]:
+        """Publish `spec` under `name`; answer the version and whether a new one was made."""
+        try:
+            policy: Policy = self.repository.get(policy_id(name))
+        except AggregateNotFoundError:
+            policy = Policy.create(name=name, created_by=actor)
+        changed = policy.publish(spec, actor)
+        if changed:
+            self._save(policy)
+        return self._policy_view(policy, None), changed
+
+    def get_policy(self, name: str, version: int | None = None) -> dict[str, Any]:
+        try:
+            policy: Policy = self.repository.get(policy_id(name))
+        except AggregateNotFoundError:
+            raise NotFound(f"no policy {name!r}") from None
+        return self._policy_view(policy, version)
+
+    @staticmethod
+    def _policy_view(policy: Policy, version: int | None) -> dict[str, Any]:
+        chosen = policy.get_version(version)
+        return {"name": policy.name, "version": chosen["version"], "latest_version": len(policy.versions),
+                **chosen["spec"]}
+
+    # ---- deliverables -------------------------------------------------------------------------
+    def submit_deliverable(self, deliverable_id: str, project_id: str, title: str, submitter: str,
+                           policy: dict[str, Any], revision: dict[str, Any], command_id: str) -> DeliverableState:
+        uid = as_uuid(deliverable_id, "deliverable")
+        try:
+            return self.repository.get(uid).to_state()  # already submitted: this is a retry
+        except AggregateNotFoundError:
+            pass
+        project = self.get_project(project_id)
+        deliverable = Deliverable.submit(uid, project_id=str(project.id), title=title, submitter=submitter,
+                                         policy=policy, members=project.members,
+                                         escalation_path=project.escalation_path, revision=revision,
+                                         command_id=command_id)
+        try:
+            self.save(deliverable)
+        except IntegrityError:
+            return self.repository.get(uid).to_state()
+        return deliverable.to_state()
+
+    def decide(self, deliverable_id: str, actor: str, verdict: str, comment: str, revision: int,
+               command_id: str) -> DeliverableState:
+        return self._change(deliverable_id, lambda d, members: d.decide(
+            actor=actor, verdict=verdict, comment=comment, revision=revision, command_id=command_id,
+            members=members))
+
+    def submit_revision(self, deliverable_id: str, actor: str, uri: str, sha256: str, note: str,
+                        command_id: str) -> DeliverableState:
+        return self._change(deliverable_id, lambda d, members: d.submit_revision(
+            actor=actor, uri=uri, sha256=sha256, note=note, command_id=command_id, members=members))
+
+    def withdraw(self, deliverable_id: str, actor: str, reason: str, command_id: str) -> DeliverableState:
+        return self._change(deliverable_id, lambda d, _: d.withdraw(actor=actor, reason=reason,
+                                                                     command_id=command_id))
+
+    def reassign(self, deliverable_id: str, actor: str, approvers: list[str], reason: str,
+                 command_id: str) -> DeliverableState:
+        return self._change(deliverable_id, lambda d, members: d.reassign(
+            actor=actor, approvers=approvers, reason=reason, command_id=command_id, members=members))
+
+    def fire_deadline(self, deliverable_id: str, stage_index: int, opened_at: str, kind: str, level: int,
+                      command_id: str) -> DeliverableState:
+        return self._change(deliverable_id, lambda d, members: d.fire_deadline(
+            stage_index=stage_index, opened_at=opened_at, kind=kind, level=level, command_id=command_id,
+            members=members))
+
+    def get_deliverable(self, deliverable_id: str | UUID, as_of: datetime | None = None) -> DeliverableState:
+        uid = as_uuid(deliverable_id, "deliverable")
+        if as_of is None:
+            return self._get(uid, "deliverable").to_state()
+        aggregate = None
+        for stored in self.events.get(uid):
+            if stored.timestamp > as_of:
+                break
+            aggregate = stored.mutate(aggregate)
+        if aggregate is None:
+            raise NotFound(f"deliverable {deliverable_id} did not exist at {as_of.isoformat()}")
+        return aggregate.to_state()
+
+    def deliverable_history(self, deliverable_id: str | UUID) -> list[dict[str, Any]]:
+        uid = as_uuid(deliverable_id, "deliverable")
+        events = list(self.events.get(uid))
+        if not events:
+            raise NotFound(f"no deliverable {deliverable_id}")
+        return [history_entry(e, f"deliverable-{uid}") for e in events]
+
+    # ---- plumbing -----------------------------------------------------------------------------
+    def _change(self, deliverable_id: str, command: Callable[[Deliverable, list[dict[str, Any]]], None]) -> DeliverableState:
+        deliverable: Deliverable = self._get(as_uuid(deliverable_id, "deliverable"), "deliverable")
+        project = self.get_project(deliverable.project_id)
+        command(deliverable, project.members)
+        self._save(deliverable)
+        return deliverable.to_state()
+
+    def _get(self, uid: UUID, what: str) -> Any:
+        try:
+            return self.repository.get(uid)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {what} {uid}") from None
+
+    def _save(self, *aggregates: Any) -> None:
+        try:
+            self.save(*aggregates)
+        except IntegrityError as exc:
+            raise ConcurrentChange("changed by someone else at the same moment; try again") from exc
+
+
+HISTORY_FIELDS = ("actor", "on_behalf_of", "revision", "comment", "verdict", "stage_index", "reason", "level",
+                  "notified", "granted", "approvers", "uri", "sha256", "note", "number", "to", "index")
+
+
+def history_entry(stored: Any, correlation: str) -> dict[str, Any]:
+    data = stored.__dict__
+    entry = {"type": type(stored).__qualname__.split(".")[-1], "at": data.get("at") or stored.timestamp.isoformat(),
+             "recorded_at": stored.timestamp.isoformat(), "version": stored.originator_version,
+             "actor": data.get("actor") or data.get("submitter") or SYSTEM_ACTOR, "correlation": correlation}
+    entry.update({k: data[k] for k in HISTORY_FIELDS if k in data and k not in ("actor",)})
+    if "on_behalf_of" not in entry:
+        entry["on_behalf_of"] = []
+    if entry["type"] == "Submitted":
+        entry["revision"] = 1
+    return entry

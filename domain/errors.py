@@ -1,0 +1,64 @@
+"""Domain errors. Each names its kind; the API maps kinds to HTTP statuses, workflows to ApplicationError types."""
+
+
+class DomainError(Exception):
+    kind = "invalid"
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Invalid(DomainError):
+    kind = "invalid"
+
+
+class NotFound(DomainError):
+    kind = "not_found"
+
+
+class Forbidden(DomainError):
+    kind = "forbidden"
+
+
+class Conflict(DomainError):
+    kind = "conflict"
+
+
+class NotEligible(Forbidden):
+    pass
+
+
+class SelfApproval(Forbidden):
+    pass
+
+
+class AlreadyDecided(Conflict):
+    pass
+
+
+class StageClosed(Conflict):
+    pass
+
+
+class ChainFinished(Conflict):
+    pass
+
+
+class StaleRevision(Conflict):
+    pass
+
+
+class ConcurrentChange(Conflict):
+    pass
+
+
+def error_types() -> dict[str, type[DomainError]]:
+    """Every domain error class by name, so a type carried across Temporal can be rebuilt."""
+    found: dict[str, type[DomainError]] = {}
+    pending: list[type[DomainError]] = [DomainError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found

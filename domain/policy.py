@@ -1,0 +1,76 @@
+"""Approval policies: the stages a deliverable passes, who approves each and by which rule."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from domain.durations import parse_duration
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EscalationStep(Spec):
+    after: str
+    notify: list[str] = Field(default_factory=list)
+    grant: list[str] = Field(default_factory=list)
+
+    @field_validator("after")
+    @classmethod
+    def _after_is_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class Approvers(Spec):
+    users: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+
+
+class Stage(Spec):
+    name: str = Field(min_length=1, max_length=100)
+    approvers: Approvers
+    rule: Literal["all", "any", "n_of_m"]
+    n: int | None = Field(default=None, ge=1)
+    sla: str | None = None
+    reminders: list[str] = Field(default_factory=list)
+    escalation: list[EscalationStep] | None = None
+
+    @field_validator("sla")
+    @classmethod
+    def _sla_is_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders_are_durations(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_duration(item)
+        return value
+
+    @model_validator(mode="after")
+    def _rule_is_complete(self) -> "Stage":
+        if not self.approvers.users and not self.approvers.roles:
+            raise ValueError(f"stage {self.name!r} names no approvers")
+        if self.rule == "n_of_m" and self.n is None:
+            raise ValueError(f"stage {self.name!r} uses n_of_m and needs n")
+        if self.rule != "n_of_m" and self.n is not None:
+            raise ValueError(f"stage {self.name!r}: n only goes with rule n_of_m")
+        return self
+
+
+class PolicySpec(Spec):
+    stages: list[Stage] = Field(min_length=1, max_length=50)
+    on_revision: Literal["restart", "resume"] = "restart"
+
+    @model_validator(mode="after")
+    def _stage_names_unique(self) -> "PolicySpec":
+        names = [stage.name for stage in self.stages]
+        if len(names) != len(set(names)):
+            raise ValueError("stage names must be unique")
+        return self

@@ -1,0 +1,49 @@
+"""The Project aggregate: who works on it, in which project roles, and where stalled work escalates."""
+
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import Invalid
+
+
+class Project(Aggregate):
+    @event("Created")
+    def __init__(self, name: str, members: list[dict[str, Any]], escalation_path: list[dict[str, Any]],
+                 phases: list[dict[str, Any]], created_by: str) -> None:
+        self.name = name
+        self.members = members
+        self.escalation_path = escalation_path
+        self.phases = phases
+        self.created_by = created_by
+
+    @classmethod
+    def create(cls, name: str, members: list[dict[str, Any]], escalation_path: list[dict[str, Any]],
+               phases: list[dict[str, Any]], created_by: str) -> "Project":
+        users = [m["user"] for m in members]
+        if len(users) != len(set(users)):
+            raise Invalid("each member may be listed once")
+        return cls(name=name, members=members, escalation_path=escalation_path, phases=phases,
+                   created_by=created_by)
+
+    def roles_of(self, user: str) -> set[str]:
+        return roles_by_user(self.members).get(user, set())
+
+    def is_member(self, user: str) -> bool:
+        return user in roles_by_user(self.members)
+
+
+def roles_by_user(members: list[dict[str, Any]]) -> dict[str, set[str]]:
+    return {m["user"]: set(m.get("roles", [])) for m in members}
+
+
+def resolve_people(names: list[str], members: list[dict[str, Any]]) -> list[str]:
+    """Names that are project roles become their members; any other name is taken as a user id."""
+    by_user = roles_by_user(members)
+    people: list[str] = []
+    for name in names:
+        holders = [user for user, roles in by_user.items() if name in roles]
+        for user in holders or [name]:
+            if user not in people:
+                people.append(user)
+    return people
