@@ -50,6 +50,7 @@ class Deliverable(Aggregate):
         self.stage: dict[str, Any] | None = None
         self.decisions: list[dict[str, Any]] = []
         self.escalations: list[dict[str, Any]] = []
+        self.former_approvers: list[str] = []
         self.commands = {command_id}
         self.created_at = at
         self.updated_at = at
@@ -213,6 +214,8 @@ class Deliverable(Aggregate):
     def _pass_stage(self, stage_index: int, actor: str, at: str) -> None:
         assert self.stage is not None
         self.stage["open"] = False
+        closed = self.stage["approvers"] + self.stage["granted"]
+        self.former_approvers += [p for p in closed if p not in self.former_approvers]
         self.updated_at = at
 
     @event("Approved")
@@ -301,6 +304,7 @@ class Deliverable(Aggregate):
             "status": self.status, "revision": len(self.revisions), "revisions": self.revisions,
             "stage": stage, "stages": [s["name"] for s in self.policy["stages"]],
             "decisions": self.decisions, "escalations": self.escalations,
+            "former_approvers": self.former_approvers,
             "created_at": self.created_at, "updated_at": self.updated_at, "version": self.version,
         })
 

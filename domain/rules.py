@@ -22,6 +22,8 @@ def check_decision(state: DeliverableState, actor: str, revision: int) -> None:
     if stage is None or not stage.open:
         raise StageClosed("no stage is open for decisions; the deliverable waits for a new revision")
     if actor not in stage.approvers and actor not in stage.granted:
+        if actor in state.former_approvers:
+            raise StageClosed(f"the stage {actor} approves in has closed; {stage.name!r} is open now")
         raise NotEligible(f"{actor} is not an approver of stage {stage.name!r}")
     if revision != state.revision:
         raise StaleRevision(f"revision {revision} is not the current revision {state.revision}")

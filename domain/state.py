@@ -83,6 +83,8 @@ class DeliverableState(BaseModel):
     stages: list[str]
     decisions: list[DecisionView]
     escalations: list[EscalationView]
+    # Approvers of stages that have closed: their late decision is a conflict, not an intrusion.
+    former_approvers: list[str] = []
     created_at: datetime
     updated_at: datetime
     version: int

@@ -1,0 +1,46 @@
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import WithStartWorkflowOperation
+
+from domain.application import Signoff
+from domain.state import DeliverableState
+from tests.builders import make_policy, make_project, revision
+from workers.worker import build_worker
+from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.messages import ChainInput, chain_workflow_id
+
+
+@dataclass
+class Chains:
+    client: Client
+    app: Signoff
+    task_queue: str
+
+    async def submit(self, policy_spec: dict[str, Any] | None = None, escalation_path: list[dict[str, Any]] | None = None,
+                     submitter: str = "alice") -> tuple[WorkflowHandle, DeliverableState]:
+        project_id = make_project(self.app, escalation_path)
+        policy = make_policy(self.app, policy_spec)
+        deliverable_id = str(uuid.uuid4())
+        chain = ChainInput(deliverable_id=deliverable_id, project_id=project_id, title="Homepage mockups",
+                           submitter=submitter, policy=policy, revision=revision())
+        start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=chain_workflow_id(deliverable_id),
+                                           task_queue=self.task_queue,
+                                           id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        state = await self.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
+                                                                    start_workflow_operation=start)
+        return await start.workflow_handle(), state
+
+
+@pytest_asyncio.fixture
+async def chains(temporal_env, sqlite_app) -> AsyncIterator[Chains]:
+    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
+    worker = build_worker(temporal_env.client, sqlite_app, task_queue)
+    async with worker:
+        yield Chains(temporal_env.client, sqlite_app, task_queue)

@@ -1,0 +1,51 @@
+import asyncio
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.messages import DecideInput
+
+
+def update_error_type(err: WorkflowUpdateFailedError) -> str:
+    assert isinstance(err.cause, ApplicationError)
+    return err.cause.type
+
+
+async def test_chain_runs_through_every_stage_to_approved(chains):
+    handle, state = await chains.submit()
+    assert (state.status, state.stage.name, state.stage.approvers) == ("in_review", "design", ["bob"])
+    state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="bob", verdict="approve", revision=1))
+    assert state.stage.name == "engineering"
+    await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="carol", verdict="approve", revision=1))
+    state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="erin", verdict="approve", revision=1))
+    assert state.stage.name == "sponsor"
+    state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="sam", verdict="approve", revision=1))
+    assert state.status == "approved" and state.stage is None
+    result = await handle.result()
+    assert result.status == "approved"
+    assert chains.app.get_deliverable(state.id).status == "approved"
+
+
+async def test_submitter_and_outsiders_are_refused_before_history(chains):
+    handle, _ = await chains.submit()
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="alice", verdict="approve", revision=1))
+    assert update_error_type(err.value) == "SelfApproval"
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="carol", verdict="approve", revision=1))
+    assert update_error_type(err.value) == "NotEligible"
+    assert [h["type"] for h in chains.app.deliverable_history((await handle.query(ApprovalChainWorkflow.current)).id)] == [
+        "Submitted", "StageOpened"]
+
+
+async def test_concurrent_any_stage_one_wins(chains):
+    spec = {"stages": [{"name": "eng", "approvers": {"roles": ["eng"]}, "rule": "any"},
+                       {"name": "sponsor", "approvers": {"users": ["sam"]}, "rule": "all"}]}
+    handle, _ = await chains.submit(spec)
+    results = await asyncio.gather(
+        *[handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor=a, verdict="approve", revision=1))
+          for a in ("carol", "dan")], return_exceptions=True)
+    failures = [r for r in results if isinstance(r, Exception)]
+    assert len(failures) == 1 and update_error_type(failures[0]) == "StageClosed"

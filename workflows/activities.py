@@ -1,0 +1,63 @@
+"""Activities: thin calls into the domain application that record each accepted command.
+
+They run as local activities (no extra trip through the Temporal server); they are at-least-once,
+and the command id each carries makes a repeat a no-op in the aggregate.
+"""
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.application import Signoff
+from domain.errors import ConcurrentChange, DomainError
+from domain.state import DeliverableState
+from workflows import faults
+from workflows.messages import Recording
+
+
+class ChainActivities:
+    def __init__(self, app: Signoff):
+        self.app = app
+
+    @activity.defn
+    async def record_submission(self, rec: Recording) -> DeliverableState:
+        return await self._run(self.app.submit_deliverable, rec)
+
+    @activity.defn
+    async def record_decision(self, rec: Recording) -> DeliverableState:
+        state = await self._run(self.app.decide, rec)
+        faults.after_record(rec.args.get("comment", ""), activity.info().attempt)
+        return state
+
+    @activity.defn
+    async def record_revision(self, rec: Recording) -> DeliverableState:
+        return await self._run(self.app.submit_revision, rec)
+
+    @activity.defn
+    async def record_withdrawal(self, rec: Recording) -> DeliverableState:
+        return await self._run(self.app.withdraw, rec)
+
+    @activity.defn
+    async def record_reassignment(self, rec: Recording) -> DeliverableState:
+        return await self._run(self.app.reassign, rec)
+
+    @activity.defn
+    async def record_deadline(self, rec: Recording) -> DeliverableState:
+        return await self._run(self.app.fire_deadline, rec)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.record_submission, self.record_decision, self.record_revision, self.record_withdrawal,
+                self.record_reassignment, self.record_deadline]
+
+    @staticmethod
+    async def _run(use_case: Callable[..., DeliverableState], rec: Recording) -> DeliverableState:
+        try:
+            return await asyncio.to_thread(use_case, rec.deliverable_id, command_id=rec.command_id, **rec.args)
+        except ConcurrentChange as exc:
+            # Another write got in first: a retry reloads, and the command id keeps it single.
+            raise ApplicationError(exc.detail, type=type(exc).__name__) from exc
+        except DomainError as exc:
+            raise ApplicationError(exc.detail, type=type(exc).__name__, non_retryable=True) from exc
