@@ -1,0 +1,109 @@
+"""The `signoff` command: `dev` (the whole embedded stack), `api`, `worker` and `token`.
+
+Every option overrides the matching `Settings` field; everything else comes from `SIGNOFF_*`.
+"""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from workers.settings import Settings
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return number
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="signoff", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = commands.add_parser("dev", help="run Temporal dev server, worker and API on this machine")
+    dev.add_argument("--data-dir", type=Path, help="where all state lives (default .signoff)")
+    dev.add_argument("--port", type=int, help="API port (default 8000)")
+    dev.add_argument("--temporal-port", type=int, help="Temporal gRPC port (default 7233)")
+    dev.add_argument("--ui-port", type=int, help="Temporal UI port (default 8233)")
+    dev.add_argument("--no-demo", dest="demo", action="store_const", const=False,
+                     help="do not load the demo data on first start")
+
+    api = commands.add_parser("api", help="run the HTTP API (uvicorn)")
+    api.add_argument("--host", help="bind address (default 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default 8000)")
+
+    commands.add_parser("worker", help="run the Temporal worker")
+
+    token = commands.add_parser("token", help="print a bearer token signed with SIGNOFF_JWT_SECRET")
+    token.add_argument("user")
+    token.add_argument("--role", dest="roles", action="append", default=[],
+                       help="global role (admin, pmo); repeat for several")
+    token.add_argument("--ttl-minutes", type=_positive, help="lifetime (default SIGNOFF_JWT_TTL_MINUTES)")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with every option that was given taking precedence."""
+    fields = ("data_dir", "port", "host", "temporal_port", "ui_port", "demo")
+    overrides = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
+    return Settings(**overrides)
+
+
+def run_api(settings: Settings) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+
+
+def run_worker(settings: Settings) -> None:
+    from workers.worker import run_worker as worker_main
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def until_signalled() -> None:
+        # Cancelling run_worker() shuts the Temporal worker down gracefully; SIGTERM (docker stop,
+        # `signoff dev`) would otherwise kill the process without that.
+        task = asyncio.ensure_future(worker_main(settings))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(until_signalled())
+
+
+def print_token(settings: Settings, user: str, roles: list[str], ttl_minutes: int | None) -> None:
+    from api.auth import mint_token
+
+    ttl = timedelta(minutes=ttl_minutes or settings.jwt_ttl_minutes)
+    print(mint_token(settings.jwt_secret, user, roles, ttl))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = settings_from(args)
+    if args.command == "dev":
+        from workers.devstack import run_devstack
+
+        return run_devstack(settings)
+    if args.command == "api":
+        run_api(settings)
+    elif args.command == "worker":
+        run_worker(settings)
+    elif args.command == "token":
+        print_token(settings, args.user, args.roles, args.ttl_minutes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
