@@ -1,0 +1,136 @@
+"""Demo data: a digital agency juggling client projects, loaded through the public HTTP API.
+
+Everything goes through the same endpoints and tokens a real client uses, so the demo also shows
+the contract at work: the PMO sets up projects and policies, authors submit deliverables, and
+reviewers decide. Afterwards some chains are in later stages, one is approved and one waits for
+changes.
+"""
+
+import hashlib
+from datetime import timedelta
+
+import httpx
+
+from api.auth import mint_token
+from workers.settings import Settings
+
+PMO = "paula"
+
+ESCALATION_PATH = [
+    {"after": "P1D", "notify": ["pm"]},
+    {"after": "P2D", "notify": ["pmo"], "grant": ["pmo"]},
+]
+
+POLICIES = {
+    # The agency's default: design, then two engineers, then the client's sponsor.
+    "standard-review": {
+        "stages": [
+            {"name": "design", "approvers": {"roles": ["design-lead"], "users": []}, "rule": "any"},
+            {"name": "engineering", "approvers": {"roles": ["eng", "eng-lead"]}, "rule": "n_of_m", "n": 2,
+             "sla": "P2D", "escalation": ESCALATION_PATH},
+            {"name": "sponsor", "approvers": {"roles": ["sponsor"]}, "rule": "all"},
+        ],
+        "on_revision": "restart",
+    },
+    # Small internal artefacts: whoever of the PM or the design lead looks first.
+    "quick-check": {
+        "stages": [{"name": "review", "approvers": {"roles": ["pm", "design-lead"]}, "rule": "any"}],
+        "on_revision": "resume",
+    },
+    # Launch material on a tight clock: the PMO may step in after four hours.
+    "launch-signoff": {
+        "stages": [
+            {"name": "content", "approvers": {"roles": ["pm"]}, "rule": "any", "sla": "PT4H",
+             "escalation": [{"after": "PT2H", "notify": ["pm", "eng-lead"]},
+                            {"after": "PT4H", "notify": ["pmo"], "grant": ["pmo"]}]},
+            {"name": "sponsor", "approvers": {"roles": ["sponsor"]}, "rule": "all"},
+        ],
+        "on_revision": "resume",
+    },
+}
+
+
+def _members(**roles_by_user: str) -> list[dict]:
+    return [{"user": user, "roles": roles.split()} for user, roles in roles_by_user.items()]
+
+
+PROJECTS = {
+    "Northwind website relaunch": _members(
+        alice="author", bob="design-lead", erin="eng", eli="eng", grace="eng-lead",
+        mike="pm", paula="pmo", sam="sponsor"),
+    "Contoso product launch": _members(
+        dana="author", bob="design-lead", ethan="eng", erin="eng", grace="eng-lead",
+        priya="pm", paula="pmo", carla="sponsor"),
+    "Fabrikam mobile app": _members(
+        omar="author", hana="design-lead", eli="eng", ethan="eng", ivan="eng-lead",
+        priya="pm", paula="pmo", felix="sponsor"),
+}
+
+# (project, title, policy, submitter, file, note, decisions as (actor, verdict, comment))
+DELIVERABLES = [
+    ("Northwind website relaunch", "Homepage mockups", "standard-review", "alice",
+     "northwind/homepage-mockups-v1.pdf", "First cut, desktop and mobile breakpoints",
+     [("bob", "approve", "Layout and type scale match the brand guide."),
+      ("erin", "approve", "Components map onto the existing design system.")]),
+    ("Northwind website relaunch", "Sitemap and content model", "quick-check", "alice",
+     "northwind/sitemap-v1.xlsx", "Agreed with the client's content team",
+     [("mike", "approve", "Matches the scope in the statement of work.")]),
+    ("Northwind website relaunch", "Brand style guide v2", "standard-review", "alice",
+     "northwind/style-guide-v2.pdf", "Colour palette refresh",
+     [("bob", "request_changes", "Contrast of the secondary palette fails WCAG AA; please adjust.")]),
+    ("Contoso product launch", "Launch asset pack", "standard-review", "dana",
+     "contoso/launch-assets-v1.zip", "Banners, social cards and the hero video",
+     [("bob", "approve", "Assets are on brand."),
+      ("ethan", "approve", "Sizes fit every ad slot in the media plan."),
+      ("grace", "approve", "Video encodes fine for the product page.")]),
+    ("Contoso product launch", "Launch landing page copy", "launch-signoff", "dana",
+     "contoso/landing-copy-v1.docx", "Needs sign-off before the press embargo lifts", []),
+    ("Fabrikam mobile app", "Onboarding flow wireframes", "standard-review", "omar",
+     "fabrikam/onboarding-wireframes-v1.fig", "Five screens, skip option on each", []),
+    ("Fabrikam mobile app", "API specification v1", "quick-check", "omar",
+     "fabrikam/api-spec-v1.yaml", "Endpoints the app needs for the first release", []),
+]
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+class _Api:
+    def __init__(self, base_url: str, settings: Settings):
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.secret = settings.jwt_secret
+
+    def call(self, method: str, path: str, user: str, body: dict, roles: tuple[str, ...] = ()) -> dict:
+        token = mint_token(self.secret, user, roles, ttl=timedelta(minutes=10))
+        response = self.http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+        if not response.is_success:
+            raise DemoError(f"{method} {path} as {user} answered {response.status_code}: {response.text}")
+        return response.json()
+
+
+def load_demo(base_url: str, settings: Settings) -> dict[str, str]:
+    """Load the demo portfolio; returns the ids of the projects and deliverables by name."""
+    api = _Api(base_url, settings)
+    ids: dict[str, str] = {}
+    try:
+        for name, policy in POLICIES.items():
+            api.call("PUT", f"/api/policies/{name}", PMO, policy, roles=("pmo",))
+        for name, members in PROJECTS.items():
+            project = api.call("POST", "/api/projects", PMO,
+                               {"name": name, "members": members, "escalation_path": ESCALATION_PATH},
+                               roles=("pmo",))
+            ids[name] = project["id"]
+        for project, title, policy, submitter, file, note, decisions in DELIVERABLES:
+            uri = f"https://files.example/{file}"
+            revision = {"uri": uri, "sha256": hashlib.sha256(uri.encode()).hexdigest(), "note": note}
+            deliverable = api.call("POST", "/api/deliverables", submitter,
+                                   {"project_id": ids[project], "title": title, "policy": policy,
+                                    "revision": revision})
+            ids[title] = deliverable["id"]
+            for actor, verdict, comment in decisions:
+                api.call("POST", f"/api/deliverables/{deliverable['id']}/decisions", actor,
+                         {"verdict": verdict, "comment": comment, "revision": deliverable["revision"]})
+    finally:
+        api.http.close()
+    return ids
