@@ -1,0 +1,36 @@
+"""The FastAPI app: wiring only. Clients are created once per process in the lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.deps import Services
+from api.limits import BodyLimit
+from api.routers import deliverables, health, inbox, policies, projects
+from domain.readmodel import ReadModel
+from domain.storage import open_application
+from workers.settings import Settings
+from workers.worker import connect
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_application(settings.event_store_url())
+        temporal = await connect(settings)
+        app.state.services = Services(settings=settings, store=store,
+                                      views=ReadModel(store, settings.event_store_url()), temporal=temporal)
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(title="Signoff", version="0.1.0", lifespan=lifespan,
+                  description="Approval chains, phase gates and escalation for project delivery.")
+    problems.install(app)
+    for module in (projects, policies, deliverables, inbox, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

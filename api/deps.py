@@ -1,0 +1,67 @@
+"""What every route depends on: the caller, and the clients created once in the app's lifespan."""
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import Client
+
+from api.auth import InvalidToken, Principal, read_token
+from api.problems import Problem
+from domain.application import Signoff
+from domain.errors import NotFound
+from domain.project import Project
+from domain.readmodel import ReadModel
+from workers.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Signoff
+    views: ReadModel
+    temporal: Client
+    # deliverable id -> project id; both never change, so remembering saves a read per decision
+    project_of: dict[str, str] = field(default_factory=dict)
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def get_principal(services: Annotated[Services, Depends(get_services)],
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Problem(401, "a bearer token is required", "unauthorized")
+    try:
+        return read_token(services.settings.jwt_secret, credentials.credentials)
+    except InvalidToken as exc:
+        raise Problem(401, f"invalid token: {exc}", "unauthorized") from None
+
+
+Svc = Annotated[Services, Depends(get_services)]
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def require_pmo_or_admin(user: Principal) -> None:
+    if not user.is_pmo_or_admin:
+        raise Problem(403, "only pmo or admin may do this", "forbidden")
+
+
+def can_see(user: Principal, project: Project) -> bool:
+    return user.is_pmo_or_admin or project.is_member(user.user)
+
+
+def visible_project(services: Services, user: Principal, project_id: str) -> Project:
+    """The project, or 404 alike for one that does not exist and one the caller may not see."""
+    try:
+        project = services.store.get_project(project_id)
+    except NotFound:
+        raise Problem(404, f"no project {project_id}", "not-found") from None
+    if not can_see(user, project):
+        raise Problem(404, f"no project {project_id}", "not-found")
+    return project

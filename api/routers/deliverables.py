@@ -1,0 +1,124 @@
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, status
+
+from api.auth import Principal
+from api.chains import AlreadyExists, open_chain, send
+from api.deps import CurrentUser, Services, Svc, can_see, visible_project
+from api.models import DecisionIn, DeliverableCreate, ReassignIn, RevisionIn, WithdrawIn
+from api.problems import Problem
+from domain.errors import NotFound
+from domain.state import DeliverableState, Status
+from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.messages import ChainInput, DecideInput, ReassignInput, RevisionInput, WithdrawInput
+
+router = APIRouter(prefix="/api/deliverables", tags=["deliverables"])
+IDEMPOTENCY_NAMESPACE = uuid.UUID("5d3c7a52-8f0e-4a8a-9a57-1f4f3b6a2c10")
+
+
+def _project_of(services: Services, deliverable_id: str) -> str:
+    # A deliverable never moves to another project, so this is safe to remember.
+    if deliverable_id not in services.project_of:
+        services.project_of[deliverable_id] = services.store.get_deliverable(deliverable_id).project_id
+    return services.project_of[deliverable_id]
+
+
+def _visible_deliverable_project(services: Services, user: Principal, deliverable_id: str) -> Any:
+    try:
+        project_id = _project_of(services, deliverable_id)
+    except NotFound:
+        raise Problem(404, f"no deliverable {deliverable_id}", "not-found") from None
+    project = services.store.get_project(project_id)
+    if not can_see(user, project):
+        raise Problem(404, f"no deliverable {deliverable_id}", "not-found")
+    return project
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DeliverableState)
+async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc,
+                 idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> DeliverableState:
+    """Submit a deliverable with its first revision; its approval chain starts at the policy's first stage.
+    The same Idempotency-Key from the same user answers the same deliverable."""
+    project = await asyncio.to_thread(visible_project, services, user, body.project_id)
+    if not project.is_member(user.user):
+        raise Problem(403, "only members of the project submit deliverables to it", "forbidden")
+    policy = await asyncio.to_thread(services.store.get_policy, body.policy)
+    deliverable_id = (str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.user}\n{idempotency_key}"))
+                      if idempotency_key else str(uuid.uuid4()))
+    chain = ChainInput(deliverable_id=deliverable_id, project_id=str(project.id), title=body.title,
+                       submitter=user.user, policy=policy, revision=body.revision.model_dump())
+    try:
+        state = await open_chain(services.temporal, services.settings.task_queue, chain)
+    except AlreadyExists:
+        state = await asyncio.to_thread(services.store.get_deliverable, deliverable_id)
+    if idempotency_key and (state.title != body.title or state.revisions[0].sha256 != body.revision.sha256):
+        raise Problem(409, "this Idempotency-Key was used for a different deliverable", "idempotency-key-reused")
+    return state
+
+
+@router.get("", response_model=list[dict[str, Any]])
+async def list_deliverables(user: CurrentUser, services: Svc, project_id: str | None = None,
+                            status: Status | None = None) -> list[dict[str, Any]]:
+    """Deliverables of the projects the caller may see, newest change first."""
+    if project_id:
+        await asyncio.to_thread(visible_project, services, user, project_id)
+        project_ids = [project_id]
+    else:
+        projects = await asyncio.to_thread(services.views.projects)
+        project_ids = [p["id"] for p in projects
+                       if user.is_pmo_or_admin or any(m["user"] == user.user for m in p["members"])]
+    return await asyncio.to_thread(services.views.deliverables, project_ids, status)
+
+
+@router.get("/{deliverable_id}", response_model=DeliverableState)
+async def get_deliverable(deliverable_id: str, user: CurrentUser, services: Svc,
+                          as_of: Annotated[datetime | None, Query()] = None) -> DeliverableState:
+    """The deliverable as recorded in the event store, now or as it stood at `as_of`."""
+    await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
+    if as_of is not None and as_of.tzinfo is None:
+        raise Problem(422, "as_of needs a timezone, e.g. 2026-11-27T10:00:00Z", "validation-error")
+    return await asyncio.to_thread(services.store.get_deliverable, deliverable_id, as_of)
+
+
+@router.get("/{deliverable_id}/history")
+async def history(deliverable_id: str, user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
+    """Every recorded event of the deliverable, oldest first."""
+    await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
+    return await asyncio.to_thread(services.store.deliverable_history, deliverable_id)
+
+
+@router.post("/{deliverable_id}/decisions", response_model=DeliverableState)
+async def decide(deliverable_id: str, body: DecisionIn, user: CurrentUser, services: Svc) -> DeliverableState:
+    """Approve, reject or request changes on the current stage; answers once the decision is recorded."""
+    await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
+    return await send(services.temporal, deliverable_id, ApprovalChainWorkflow.decide,
+                      DecideInput(actor=user.user, **body.model_dump()))
+
+
+@router.post("/{deliverable_id}/revisions", response_model=DeliverableState)
+async def submit_revision(deliverable_id: str, body: RevisionIn, user: CurrentUser, services: Svc) -> DeliverableState:
+    """The submitter's new revision; the policy's on_revision says where the chain starts again."""
+    await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
+    return await send(services.temporal, deliverable_id, ApprovalChainWorkflow.submit_revision,
+                      RevisionInput(actor=user.user, **body.model_dump()))
+
+
+@router.post("/{deliverable_id}/withdraw", response_model=DeliverableState)
+async def withdraw(deliverable_id: str, user: CurrentUser, services: Svc, body: WithdrawIn | None = None) -> DeliverableState:
+    """The submitter withdraws the deliverable; its chain ends."""
+    await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
+    return await send(services.temporal, deliverable_id, ApprovalChainWorkflow.withdraw,
+                      WithdrawInput(actor=user.user, reason=body.reason if body else ""))
+
+
+@router.post("/{deliverable_id}/reassign", response_model=DeliverableState)
+async def reassign(deliverable_id: str, body: ReassignIn, user: CurrentUser, services: Svc) -> DeliverableState:
+    """Replace the open stage's approvers (pmo or admin, or the project's pmo)."""
+    project = await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
+    if not (user.is_pmo_or_admin or "pmo" in project.roles_of(user.user)):
+        raise Problem(403, "only pmo or admin reassign approvers", "forbidden")
+    return await send(services.temporal, deliverable_id, ApprovalChainWorkflow.reassign,
+                      ReassignInput(actor=user.user, **body.model_dump()))

@@ -1,0 +1,24 @@
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import CurrentUser, Svc
+
+router = APIRouter(prefix="/api/inbox", tags=["inbox"])
+
+
+@router.get("")
+async def inbox(user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
+    """What waits for the caller: stages to decide, escalations they were notified of, revisions to make."""
+    projects = await asyncio.to_thread(services.views.projects)
+    mine = [p["id"] for p in projects if any(m["user"] == user.user for m in p["members"])]
+    items: list[dict[str, Any]] = []
+    for d in await asyncio.to_thread(services.views.deliverables, mine):
+        if d["status"] == "in_review" and user.user in d["waiting_on"]:
+            items.append({"kind": "decision", "deliverable": d})
+        elif d["status"] == "in_review" and user.user in d["notified"]:
+            items.append({"kind": "escalation", "deliverable": d})
+        elif d["status"] == "changes_requested" and d["submitter"] == user.user:
+            items.append({"kind": "revision", "deliverable": d})
+    return items

@@ -1,0 +1,42 @@
+import asyncio
+
+from fastapi import APIRouter, status
+
+from api.deps import CurrentUser, Svc, can_see, require_pmo_or_admin, visible_project
+from api.models import ProjectCreate, ProjectPublic
+from domain.project import Project
+
+router = APIRouter(prefix="/api/projects", tags=["projects"])
+
+
+def public(project: Project) -> ProjectPublic:
+    return ProjectPublic(id=str(project.id), name=project.name, members=project.members,
+                         escalation_path=project.escalation_path, phases=project.phases,
+                         created_by=project.created_by, created_at=project.created_on)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectPublic)
+async def create_project(body: ProjectCreate, user: CurrentUser, services: Svc) -> ProjectPublic:
+    """Create a project with its members, their project roles and its escalation path (pmo or admin)."""
+    require_pmo_or_admin(user)
+    data = body.model_dump()
+    project = await asyncio.to_thread(services.store.create_project, data["name"], data["members"],
+                                      data["escalation_path"], data["phases"], user.user)
+    return public(project)
+
+
+@router.get("", response_model=list[ProjectPublic])
+async def list_projects(user: CurrentUser, services: Svc) -> list[ProjectPublic]:
+    """The projects the caller is a member of (all of them for pmo and admin)."""
+    rows = await asyncio.to_thread(services.views.projects)
+    mine = [r for r in rows if user.is_pmo_or_admin or any(m["user"] == user.user for m in r["members"])]
+    return [ProjectPublic(**row) for row in mine]
+
+
+@router.get("/{project_id}", response_model=ProjectPublic)
+async def get_project(project_id: str, user: CurrentUser, services: Svc) -> ProjectPublic:
+    """One project, if the caller may see it."""
+    return public(await asyncio.to_thread(visible_project, services, user, project_id))
+
+
+__all__ = ["router", "can_see"]

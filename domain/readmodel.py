@@ -1,0 +1,146 @@
+"""List and inbox views, kept from the event store's notification log.
+
+A view row is rebuilt from the aggregate's current state each time one of its events appears
+in the log, and the position read is saved in the same transaction as the rows, so a catch-up
+that is interrupted or runs twice neither skips nor repeats. Readers catch up before they read,
+so a list always shows what the event store held when it was asked.
+"""
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from domain.application import Signoff
+from domain.storage import postgres_conninfo, store_env
+
+VIEW_NAME = "signoff-lists"
+BATCH = 500
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS signoff_view_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS signoff_view_projects (id TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    " members TEXT NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS signoff_view_deliverables (id TEXT PRIMARY KEY, project_id TEXT NOT NULL,"
+    " status TEXT NOT NULL, updated_at TEXT NOT NULL, summary TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS signoff_view_deliverables_project ON signoff_view_deliverables (project_id, status)",
+]
+UPSERT_PROJECT = ("INSERT INTO signoff_view_projects (id, name, members, created_at) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (id) DO UPDATE SET name = excluded.name, members = excluded.members")
+UPSERT_DELIVERABLE = ("INSERT INTO signoff_view_deliverables (id, project_id, status, updated_at, summary) "
+                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+                      "updated_at = excluded.updated_at, summary = excluded.summary")
+
+
+def deliverable_summary(state: Any) -> dict[str, Any]:
+    stage = state.stage
+    current = [e for e in state.escalations if stage is not None and e.stage_index == stage.index]
+    return {
+        "id": state.id, "project_id": state.project_id, "title": state.title, "submitter": state.submitter,
+        "status": state.status, "revision": state.revision, "policy": state.policy.model_dump(),
+        "stage": None if stage is None else {"index": stage.index, "name": stage.name, "open": stage.open,
+                                             "opened_at": stage.opened_at.isoformat(),
+                                             "sla_due_at": stage.sla_due_at.isoformat() if stage.sla_due_at else None,
+                                             "escalation_level": stage.escalation_level},
+        "waiting_on": stage.waiting_on if stage is not None else [],
+        "notified": sorted({p for e in current for p in e.notified}),
+        "created_at": state.created_at.isoformat(), "updated_at": state.updated_at.isoformat(),
+    }
+
+
+class ReadModel:
+    def __init__(self, app: Signoff, event_store_url: str):
+        self.app = app
+        self.env = store_env(event_store_url)
+        self.is_postgres = self.env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+        self.lock = threading.Lock()
+        with self._transaction() as cur:
+            for statement in SCHEMA:
+                cur.execute(statement)
+            cur.execute(self._sql("INSERT INTO signoff_view_position (name, position) VALUES (?, 0) "
+                                  "ON CONFLICT (name) DO NOTHING"), (VIEW_NAME,))
+
+    # ---- connection ---------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        if self.is_postgres:
+            import psycopg
+
+            options = f"-c search_path={self.env['POSTGRES_SCHEMA']}" if self.env["POSTGRES_SCHEMA"] else ""
+            with psycopg.connect(postgres_conninfo(self.env), options=options) as conn, conn.cursor() as cur:
+                yield cur  # psycopg commits on a clean exit, rolls back on an exception
+            return
+        # A file of its own beside the event store, so view writes never queue behind event writes.
+        path = Path(self.env["SQLITE_DBNAME"]).with_suffix(".views.sqlite")
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            cur = conn.cursor()
+            try:
+                yield cur
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.close()
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.is_postgres else statement
+
+    # ---- writing ------------------------------------------------------------------------------
+    def catch_up(self) -> int:
+        """Bring the views up to the end of the notification log; answer how many notifications were read."""
+        read = 0
+        with self.lock:
+            while True:
+                with self._transaction() as cur:
+                    cur.execute(self._sql("SELECT position FROM signoff_view_position WHERE name = ?"
+                                          + (" FOR UPDATE" if self.is_postgres else "")), (VIEW_NAME,))
+                    position = cur.fetchone()[0]
+                    batch = self.app.recorder.select_notifications(start=position, limit=BATCH,
+                                                                   inclusive_of_start=False)
+                    if not batch:
+                        return read
+                    touched = {n.originator_id: n.topic for n in batch}
+                    for originator_id, topic in touched.items():
+                        self._refresh(cur, originator_id, topic)
+                    cur.execute(self._sql("UPDATE signoff_view_position SET position = ? WHERE name = ?"),
+                                (batch[-1].id, VIEW_NAME))
+                    read += len(batch)
+
+    def _refresh(self, cur: Any, originator_id: UUID, topic: str) -> None:
+        if topic.startswith("domain.deliverable:"):
+            summary = deliverable_summary(self.app.get_deliverable(originator_id))
+            cur.execute(self._sql(UPSERT_DELIVERABLE), (summary["id"], summary["project_id"], summary["status"],
+                                                        summary["updated_at"], json.dumps(summary)))
+        elif topic.startswith("domain.project:"):
+            project = self.app.get_project(originator_id)
+            cur.execute(self._sql(UPSERT_PROJECT), (str(project.id), project.name, json.dumps(project.members),
+                                                    project.created_on.isoformat()))
+
+    # ---- reading ------------------------------------------------------------------------------
+    def projects(self) -> list[dict[str, Any]]:
+        self.catch_up()
+        with self._transaction() as cur:
+            cur.execute("SELECT id, name, members, created_at FROM signoff_view_projects ORDER BY created_at, id")
+            return [{"id": r[0], "name": r[1], "members": json.loads(r[2]), "created_at": r[3]}
+                    for r in cur.fetchall()]
+
+    def deliverables(self, project_ids: list[str], status: str | None = None) -> list[dict[str, Any]]:
+        if not project_ids:
+            return []
+        self.catch_up()
+        where = f"project_id IN ({', '.join('?' for _ in project_ids)})"
+        params: list[Any] = list(project_ids)
+        if status:
+            where += " AND status = ?"
+            params.append(status)
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT summary FROM signoff_view_deliverables WHERE {where} "
+                                  "ORDER BY updated_at DESC, id"), params)
+            return [json.loads(r[0]) for r in cur.fetchall()]

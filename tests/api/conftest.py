@@ -1,0 +1,89 @@
+"""The API as a real HTTP server (uvicorn on a free port) in front of a real worker and dev server."""
+
+import asyncio
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest_asyncio
+import uvicorn
+
+from api.app import create_app
+from api.auth import mint_token
+from domain.storage import open_application
+from tests.builders import MEMBERS, STANDARD
+from workers.settings import Settings
+from workers.worker import build_worker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Api:
+    http: httpx.AsyncClient
+    settings: Settings
+
+    def auth(self, user: str, *roles: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(self.settings.jwt_secret, user, list(roles))}"}
+
+    async def project(self, members: list[dict[str, Any]] | None = None,
+                      escalation_path: list[dict[str, Any]] | None = None) -> str:
+        r = await self.http.post("/api/projects", headers=self.auth("paula", "pmo"), json={
+            "name": "Northwind website relaunch", "members": members or MEMBERS,
+            "escalation_path": escalation_path or []})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    async def policy(self, spec: dict[str, Any] | None = None) -> str:
+        name = f"review-{uuid.uuid4().hex[:8]}"
+        r = await self.http.put(f"/api/policies/{name}", headers=self.auth("paula", "pmo"), json=spec or STANDARD)
+        assert r.status_code == 201, r.text
+        return name
+
+    async def submit(self, project_id: str, policy: str, user: str = "alice", **extra: Any) -> httpx.Response:
+        from tests.builders import revision
+
+        return await self.http.post("/api/deliverables", headers={**self.auth(user), **extra.pop("headers", {})},
+                                    json={"project_id": project_id, "title": "Homepage mockups", "policy": policy,
+                                          "revision": extra.pop("revision", revision())})
+
+    async def decide(self, deliverable_id: str, user: str, verdict: str = "approve", revision: int = 1,
+                     comment: str = "") -> httpx.Response:
+        return await self.http.post(f"/api/deliverables/{deliverable_id}/decisions", headers=self.auth(user),
+                                    json={"verdict": verdict, "comment": comment, "revision": revision})
+
+
+class ServerThread(threading.Thread):
+    def __init__(self, app: Any, port: int):
+        super().__init__(daemon=True)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+
+    def run(self) -> None:
+        self.server.run()
+
+
+@pytest_asyncio.fixture
+async def api(temporal_env, tmp_path) -> AsyncIterator[Api]:
+    settings = Settings(data_dir=tmp_path, event_store=f"sqlite:///{tmp_path / 'events.sqlite'}",
+                        temporal_address=temporal_env.client.service_client.config.target_host,
+                        task_queue=f"api-{uuid.uuid4().hex[:8]}", jwt_secret="test-secret-that-is-long-enough-for-hs256", demo=False)
+    worker_store = open_application(settings.event_store_url())
+    port = free_port()
+    server = ServerThread(create_app(settings), port)
+    async with build_worker(temporal_env.client, worker_store, settings.task_queue):
+        server.start()
+        while not server.server.started:
+            await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            yield Api(http, settings)
+        server.server.should_exit = True
+        await asyncio.to_thread(server.join, 10)
+    worker_store.close()

@@ -1,0 +1,42 @@
+import asyncio
+
+from tests.builders import revision
+
+
+async def test_sign_off_through_every_stage(api):
+    project_id, policy = await api.project(), await api.policy()
+    r = await api.submit(project_id, policy)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["status"], body["revision"], body["stage"]["index"], body["stage"]["name"]) == (
+        "in_review", 1, 0, "design")
+    did = body["id"]
+    for user in ("bob", "carol", "dan"):
+        r = await api.decide(did, user)
+        assert r.status_code == 200, r.text
+    assert r.json()["stage"]["name"] == "sponsor"
+    r = await api.decide(did, "sam", comment="ship it")
+    assert r.json()["status"] == "approved" and r.json()["stage"] is None
+    got = (await api.http.get(f"/api/deliverables/{did}", headers=api.auth("alice"))).json()
+    assert got["status"] == "approved"
+    history = (await api.http.get(f"/api/deliverables/{did}/history", headers=api.auth("alice"))).json()
+    decisions = [h for h in history if h["type"] == "DecisionRecorded"]
+    assert [(h["actor"], h["verdict"], h["revision"]) for h in decisions] == [
+        ("bob", "approve", 1), ("carol", "approve", 1), ("dan", "approve", 1), ("sam", "approve", 1)]
+    listed = (await api.http.get(f"/api/deliverables?project_id={project_id}&status=approved",
+                                 headers=api.auth("pete"))).json()
+    assert [d["id"] for d in listed] == [did]
+
+
+async def test_separation_of_duties_and_one_vote(api):
+    project_id, policy = await api.project(), await api.policy()
+    did = (await api.submit(project_id, policy)).json()["id"]
+    r = await api.decide(did, "alice")
+    assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
+    assert (await api.decide(did, "carol")).status_code == 403
+    await api.decide(did, "bob")
+    assert (await api.decide(did, "carol")).status_code == 200
+    r = await api.decide(did, "carol")
+    assert r.status_code == 409, r.text
+    history = (await api.http.get(f"/api/deliverables/{did}/history", headers=api.auth("alice"))).json()
+    assert [h["actor"] for h in history if h["type"] == "DecisionRecorded"] == ["bob", "carol"]
