@@ -1,0 +1,23 @@
+# One image for every Signoff process: `api`, `worker` (see docker-compose.yml) or `token`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml ./
+COPY api ./api
+COPY domain ./domain
+COPY workflows ./workflows
+COPY workers ./workers
+RUN pip install . \
+    && useradd --system --uid 10001 --home-dir /data --create-home signoff
+
+USER signoff
+WORKDIR /data
+ENV SIGNOFF_DATA_DIR=/data
+EXPOSE 8000
+ENTRYPOINT ["signoff"]
+CMD ["api", "--host", "0.0.0.0"]
