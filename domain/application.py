@@ -114,7 +114,7 @@ class Signoff(Application):
             return self._get(uid, "deliverable").to_state()
         aggregate = None
         for stored in self.events.get(uid):
-            if stored.timestamp > as_of:
+            if event_time(stored) > as_of:
                 break
             aggregate = stored.mutate(aggregate)
         if aggregate is None:
@@ -147,6 +147,12 @@ class Signoff(Application):
             self.save(*aggregates)
         except IntegrityError as exc:
             raise ConcurrentChange("changed by someone else at the same moment; try again") from exc
+
+
+def event_time(stored: Any) -> datetime:
+    """The time the domain says an event happened (its `at`), which is what states show."""
+    at = getattr(stored, "at", None)
+    return datetime.fromisoformat(at) if at else stored.timestamp
 
 
 HISTORY_FIELDS = ("actor", "on_behalf_of", "revision", "comment", "verdict", "stage_index", "reason", "level",

@@ -4,7 +4,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from domain.durations import parse_duration
+from domain import durations
+from domain.errors import Invalid
+
+
+def parse_duration(text: str) -> object:
+    # Inside a model validator a bad value must be a ValueError, so it joins the validation errors.
+    try:
+        return durations.parse_duration(text)
+    except Invalid as exc:
+        raise ValueError(exc.detail) from None
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 

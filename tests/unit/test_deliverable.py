@@ -1,0 +1,150 @@
+"""The Deliverable aggregate and the application's use cases on the in-memory store."""
+
+import pytest
+
+from domain.application import Signoff
+from domain.errors import (AlreadyDecided, ChainFinished, Conflict, Forbidden, Invalid, NotEligible, SelfApproval,
+                           StageClosed, StaleRevision)
+from tests.builders import MEMBERS, make_policy, make_project, revision
+
+
+@pytest.fixture
+def app():
+    return Signoff(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+def submit(app, spec=None, escalation_path=None, did="00000000-0000-0000-0000-000000000001"):
+    project_id = make_project(app, escalation_path)
+    return app.submit_deliverable(did, project_id, "Homepage mockups", "alice", make_policy(app, spec), revision(), "c0")
+
+
+def decide(app, state, actor, verdict="approve", rev=1, cmd=None, comment="because"):
+    return app.decide(state.id, actor, verdict, comment, rev, cmd or f"{actor}-{verdict}-{rev}-{len(state.decisions)}")
+
+
+def test_refused_decisions_record_nothing(app):
+    state = submit(app)
+    version = state.version
+    for actor, error in [("alice", SelfApproval), ("carol", NotEligible), ("zoe", NotEligible)]:
+        with pytest.raises(error):
+            decide(app, state, actor)
+    with pytest.raises(StaleRevision):
+        decide(app, state, "bob", rev=2)
+    with pytest.raises(Invalid):
+        decide(app, state, "bob", "reject", comment=" ")
+    assert app.get_deliverable(state.id).version == version
+
+
+def test_same_command_twice_records_once(app):
+    state = submit(app)
+    once = app.decide(state.id, "bob", "approve", "", 1, "same-id")
+    twice = app.decide(state.id, "bob", "approve", "", 1, "same-id")
+    assert once.version == twice.version
+    assert [d.actor for d in twice.decisions] == ["bob"]
+
+
+def test_one_vote_per_stage_and_closed_stage(app):
+    spec = {"stages": [{"name": "eng", "approvers": {"roles": ["eng"]}, "rule": "n_of_m", "n": 2},
+                       {"name": "sponsor", "approvers": {"users": ["sam"]}, "rule": "all"}]}
+    state = submit(app, spec)
+    state = decide(app, state, "carol")
+    with pytest.raises(AlreadyDecided):
+        decide(app, state, "carol", cmd="again")
+    state = decide(app, state, "dan")
+    assert state.stage.name == "sponsor"
+    with pytest.raises(StageClosed):
+        decide(app, state, "erin")
+
+
+def test_reject_ends_and_finished_chain_refuses(app):
+    state = decide(app, submit(app), "bob", "reject")
+    assert state.status == "rejected" and state.stage is None
+    with pytest.raises(ChainFinished):
+        decide(app, state, "carol")
+
+
+def test_request_changes_then_revision_restart_and_resume(app):
+    for on_revision, expected_stage in (("restart", "design"), ("resume", "engineering")):
+        spec = {"stages": [{"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any"},
+                           {"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "n_of_m", "n": 2}],
+                "on_revision": on_revision}
+        state = submit(app, spec, did=f"00000000-0000-0000-0000-00000000000{2 if on_revision == 'restart' else 3}")
+        state = decide(app, state, "bob")
+        state = decide(app, state, "carol")
+        state = decide(app, state, "dan", "request_changes")
+        assert state.status == "changes_requested" and not state.stage.open
+        with pytest.raises(StageClosed):
+            decide(app, state, "erin")
+        with pytest.raises(Forbidden):
+            app.submit_revision(state.id, "bob", "u", "b" * 64, "", "r-bob")
+        with pytest.raises(Conflict):
+            app.submit_revision(state.id, "alice", "u", revision()["sha256"], "", "r-same")
+        state = app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "b" * 64, "fixed", "r2")
+        assert (state.status, state.revision, state.stage.name) == ("in_review", 2, expected_stage)
+        assert state.stage.approvals == [] and state.stage.decided == []
+        with pytest.raises(StaleRevision):
+            decide(app, state, state.stage.approvers[0], rev=1)
+
+
+def test_withdraw_only_by_submitter(app):
+    state = submit(app)
+    with pytest.raises(Forbidden):
+        app.withdraw(state.id, "bob", "", "w1")
+    state = app.withdraw(state.id, "alice", "client paused the project", "w2")
+    assert state.status == "withdrawn"
+
+
+def test_unsatisfiable_stage_refused_at_submission(app):
+    spec = {"stages": [{"name": "eng", "approvers": {"roles": ["eng"]}, "rule": "n_of_m", "n": 4}]}
+    with pytest.raises(Invalid, match="cannot be satisfied"):
+        submit(app, spec)
+
+
+def test_submitter_is_never_an_approver(app):
+    spec = {"stages": [{"name": "authors", "approvers": {"roles": ["author", "design-lead"]}, "rule": "all"}]}
+    state = submit(app, spec)
+    assert state.stage.approvers == ["bob"]
+    assert decide(app, state, "bob").status == "approved"
+
+
+def test_escalation_grants_and_grantee_settles(app):
+    spec = {"stages": [{"name": "eng", "approvers": {"roles": ["eng"]}, "rule": "all", "sla": "PT2H",
+                        "escalation": [{"after": "PT1H", "notify": ["pm"]},
+                                       {"after": "PT2H", "notify": ["pmo"], "grant": ["pmo"]}]}]}
+    state = submit(app, spec)
+    with pytest.raises(NotEligible):
+        decide(app, state, "paula")
+    opened = state.stage.opened_at.isoformat()
+    state = app.fire_deadline(state.id, 0, opened, "escalation", 1, "t1")
+    assert state.escalations[-1].notified == ["pete"] and state.stage.granted == []
+    state = app.fire_deadline(state.id, 0, opened, "escalation", 2, "t2")
+    again = app.fire_deadline(state.id, 0, opened, "escalation", 2, "t2-retry-with-new-id")
+    assert again.version == state.version  # a deadline fires once, whatever the command id
+    assert state.stage.granted == ["paula"] and state.stage.escalation_level == 2
+    state = decide(app, state, "carol")
+    state = decide(app, state, "paula")
+    assert state.status == "approved"
+    assert state.decisions[-1].on_behalf_of == ["dan", "erin"]
+
+
+def test_reassign(app):
+    state = submit(app)
+    state = app.reassign(state.id, "paula", ["pete"], "bob is on leave", "ra1")
+    assert state.stage.approvers == ["pete"]
+    with pytest.raises(Forbidden):
+        app.reassign(state.id, "paula", ["alice"], "no", "ra2")
+    assert decide(app, state, "pete").stage.name == "engineering"
+
+
+def test_as_of_rebuilds_the_past(app):
+    state = submit(app)
+    before = state.updated_at
+    state = decide(app, state, "bob")
+    assert app.get_deliverable(state.id, as_of=before).stage.name == "design"
+    assert app.get_deliverable(state.id).stage.name == "engineering"
+
+
+def test_members_are_unique():
+    app = Signoff(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    with pytest.raises(Invalid):
+        app.create_project("x", MEMBERS + MEMBERS[:1], [], [], "paula")
