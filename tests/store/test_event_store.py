@@ -1,0 +1,58 @@
+"""The same use cases on the real SQLite file and the real PostgreSQL server."""
+
+from uuid import UUID
+
+import pytest
+
+from domain.errors import ConcurrentChange
+from domain.readmodel import ReadModel
+from domain.storage import open_application
+from tests.builders import make_policy, make_project, revision
+
+DID = "6f1c9a34-5d2e-4f7b-9a1c-2b3d4e5f6a7b"
+
+
+def test_decisions_survive_a_reopen(store_url):
+    app = open_application(store_url)
+    project_id = make_project(app)
+    app.submit_deliverable(DID, project_id, "Homepage mockups", "alice", make_policy(app), revision(), "c0")
+    app.decide(DID, "bob", "approve", "looks right", 1, "c1")
+    app.close()
+    reopened = open_application(store_url)
+    state = reopened.get_deliverable(DID)
+    assert (state.stage.name, [d.actor for d in state.decisions]) == ("engineering", ["bob"])
+    assert reopened.decide(DID, "bob", "approve", "looks right", 1, "c1").version == state.version
+    reopened.close()
+
+
+def test_concurrent_writers_one_wins(store_url):
+    first, second = open_application(store_url), open_application(store_url)
+    project_id = make_project(first)
+    first.submit_deliverable(DID, project_id, "Homepage mockups", "alice", make_policy(first), revision(), "c0")
+    mine, theirs = first.repository.get(UUID(DID)), second.repository.get(UUID(DID))
+    members = first.get_project(project_id).members
+    mine.decide("bob", "approve", "", 1, "c1", members)
+    theirs.reassign("paula", ["pete"], "bob is away", "c2", members)
+    first.save(mine)
+    with pytest.raises(ConcurrentChange):
+        second._save(theirs)
+    assert [d.actor for d in second.get_deliverable(DID).decisions] == ["bob"]
+    first.close()
+    second.close()
+
+
+def test_views_catch_up_once_and_resume(store_url):
+    app = open_application(store_url)
+    project_id = make_project(app)
+    app.submit_deliverable(DID, project_id, "Homepage mockups", "alice", make_policy(app), revision(), "c0")
+    views = ReadModel(app, store_url)
+    assert views.catch_up() > 0
+    assert views.catch_up() == 0
+    [row] = views.deliverables([project_id])
+    assert (row["status"], row["waiting_on"]) == ("in_review", ["bob"])
+    app.decide(DID, "bob", "reject", "wrong brand colours", 1, "c1")
+    again = ReadModel(app, store_url)  # a new reader resumes from the saved position
+    assert again.catch_up() == 2  # DecisionRecorded, Rejected
+    assert [r["status"] for r in again.deliverables([project_id], "rejected")] == ["rejected"]
+    assert [p["id"] for p in again.projects()] == [project_id]
+    app.close()
