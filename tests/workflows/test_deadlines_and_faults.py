@@ -1,0 +1,130 @@
+"""Stage deadlines on real timers (seconds-long policies), and recordings that survive faults."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+from domain.storage import open_application
+from tests.builders import make_policy, make_project, revision
+from workers.settings import get_settings
+from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.messages import ChainInput, DecideInput, RevisionInput, chain_workflow_id
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def wait_for(predicate, timeout=20.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_escalation_notifies_then_grants_and_grantee_settles(chains):
+    spec = {"stages": [{"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "all", "sla": "PT2S",
+                        "reminders": ["PT0.5S"],
+                        "escalation": [{"after": "PT1S", "notify": ["pm"]},
+                                       {"after": "PT2S", "notify": ["pmo"], "grant": ["pmo"]}]}]}
+    handle, state = await chains.submit(spec)
+    assert state.stage.granted == []
+    current = lambda: chains.app.get_deliverable(state.id)  # noqa: E731
+    await wait_for(lambda: current().stage.escalation_level == 2)
+    types = [h["type"] for h in chains.app.deliverable_history(state.id)]
+    assert types[2:] == ["ReminderSent", "Escalated", "Escalated", "SlaBreached"] or \
+        types[2:] == ["ReminderSent", "Escalated", "SlaBreached", "Escalated"]
+    escalations = current().escalations
+    assert [(e.level, e.notified, e.granted) for e in escalations] == [(1, ["pete"], []), (2, ["paula"], ["paula"])]
+    state = await handle.execute_update(ApprovalChainWorkflow.decide,
+                                        DecideInput(actor="paula", verdict="approve", revision=1))
+    assert state.status == "approved"
+    assert state.decisions[-1].on_behalf_of == ["carol", "dan", "erin"]
+
+
+async def test_a_decision_before_the_deadline_cancels_it(chains):
+    spec = {"stages": [{"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any",
+                        "escalation": [{"after": "PT1S", "notify": ["pm"]}]},
+                       {"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "any",
+                        "escalation": []}]}
+    handle, state = await chains.submit(spec)
+    await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="bob", verdict="approve", revision=1))
+    await asyncio.sleep(1.5)
+    assert chains.app.get_deliverable(state.id).escalations == []
+
+
+async def test_revision_restarts_the_chain(chains):
+    handle, state = await chains.submit()
+    await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="bob", verdict="approve", revision=1))
+    state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+        actor="carol", verdict="request_changes", comment="hero image is off-brand", revision=1))
+    assert state.status == "changes_requested"
+    v2 = revision("v2")
+    state = await handle.execute_update(ApprovalChainWorkflow.submit_revision, RevisionInput(actor="alice", **v2))
+    assert (state.status, state.revision, state.stage.name) == ("in_review", 2, "design")
+
+
+async def test_activity_failing_after_recording_is_retried_without_a_second_record(chains, monkeypatch):
+    monkeypatch.setenv("SIGNOFF_FAULTS", "raise-after-record:FAULT-1")
+    get_settings.cache_clear()
+    try:
+        handle, state = await chains.submit()
+        state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+            actor="bob", verdict="approve", comment="FAULT-1", revision=1))
+    finally:
+        monkeypatch.delenv("SIGNOFF_FAULTS")
+        get_settings.cache_clear()
+    assert state.stage.name == "engineering"
+    history = chains.app.deliverable_history(state.id)
+    assert [h["actor"] for h in history if h["type"] == "DecisionRecorded"] == ["bob"]
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], cwd=ROOT,
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def test_worker_killed_after_recording_completes_on_restart_exactly_once(temporal_env, tmp_path):
+    url = f"sqlite:///{tmp_path / 'events.sqlite'}"
+    env = {"SIGNOFF_EVENT_STORE": url, "SIGNOFF_TASK_QUEUE": f"kill-{uuid.uuid4().hex[:8]}",
+           "SIGNOFF_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host}
+    app = open_application(url)
+    chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(app), title="Homepage mockups",
+                       submitter="alice", policy=make_policy(app), revision=revision())
+    doomed = start_worker({**env, "SIGNOFF_FAULTS": "kill-after-record:KILL-ME"})
+    survivor = None
+    try:
+        start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=chain_workflow_id(chain.deliverable_id),
+                                           task_queue=env["SIGNOFF_TASK_QUEUE"],
+                                           id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        await temporal_env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
+                                                                    start_workflow_operation=start)
+        handle = await start.workflow_handle()
+        decision = asyncio.create_task(handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+            actor="bob", verdict="approve", comment="KILL-ME please", revision=1)))
+        await asyncio.to_thread(doomed.wait, 30)
+        assert doomed.returncode == -9, doomed.stderr.read().decode()[-2000:]
+        # Recorded, but Temporal never heard back: the caller is still waiting.
+        assert [d.actor for d in app.get_deliverable(chain.deliverable_id).decisions] == ["bob"]
+        assert not decision.done()
+        survivor = start_worker(env)
+        state = await asyncio.wait_for(decision, timeout=60)
+        assert state.stage.name == "engineering"
+        for actor in ("carol", "dan"):
+            await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor=actor, verdict="approve", revision=1))
+        state = await handle.execute_update(ApprovalChainWorkflow.decide,
+                                            DecideInput(actor="sam", verdict="approve", revision=1))
+        assert state.status == "approved"
+        history = app.deliverable_history(chain.deliverable_id)
+        assert [h["actor"] for h in history if h["type"] == "DecisionRecorded"] == ["bob", "carol", "dan", "sam"]
+    finally:
+        for proc in (doomed, survivor):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        app.close()
