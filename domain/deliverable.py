@@ -77,9 +77,7 @@ class Deliverable(Aggregate):
                members: list[dict[str, Any]]) -> None:
         if command_id in self.commands:
             return
-        check_decision(self.to_state(), actor, revision)
-        if verdict in ("reject", "request_changes") and not comment.strip():
-            raise Invalid(f"a {verdict} needs a comment that says why")
+        check_decision(self.to_state(), actor, revision, verdict, comment)
         stage = self.stage
         assert stage is not None
         granted_only = actor in stage["granted"] and actor not in stage["approvers"]

@@ -1,6 +1,6 @@
 """Pure approval rules, shared by the workflow (cheap validation) and the aggregate (the record)."""
 
-from domain.errors import AlreadyDecided, ChainFinished, NotEligible, SelfApproval, StageClosed, StaleRevision
+from domain.errors import Invalid, AlreadyDecided, ChainFinished, NotEligible, SelfApproval, StageClosed, StaleRevision
 from domain.state import DeliverableState
 
 
@@ -12,8 +12,11 @@ def required_approvals(rule: str, n: int | None, approver_count: int) -> int:
     return max(approver_count, 1)
 
 
-def check_decision(state: DeliverableState, actor: str, revision: int) -> None:
+def check_decision(state: DeliverableState, actor: str, revision: int, verdict: str = "approve",
+                   comment: str = "") -> None:
     """Raise the reason why `actor` may not decide now; return quietly if they may."""
+    if verdict in ("reject", "request_changes") and not comment.strip():
+        raise Invalid(f"a {verdict} needs a comment that says why")
     if state.finished:
         raise ChainFinished(f"the chain has ended as {state.status}")
     if actor == state.submitter:

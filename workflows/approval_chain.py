@@ -121,7 +121,7 @@ class ApprovalChainWorkflow:
         if self.state is None:
             return  # not opened yet: the handler waits for the lock and the aggregate decides
         try:
-            check_decision(self.state, cmd.actor, cmd.revision)
+            check_decision(self.state, cmd.actor, cmd.revision, cmd.verdict, cmd.comment)
         except DomainError as exc:
             raise refuse(exc) from None
 

@@ -1,0 +1,174 @@
+"""The rules that must hold, asserted over HTTP against a real worker and dev server."""
+
+import asyncio
+
+from tests.builders import revision
+
+PROBLEM = "application/problem+json"
+
+
+async def history_types(api, did):
+    r = await api.http.get(f"/api/deliverables/{did}/history", headers=api.auth("paula", "pmo"))
+    return [h["type"] for h in r.json()]
+
+
+async def test_authentication_errors_are_401_problems(api):
+    for headers in ({}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": "Basic YWxpY2U6eA=="}):
+        r = await api.http.get("/api/projects", headers=headers)
+        assert r.status_code == 401 and r.headers["content-type"] == PROBLEM, r.text
+        assert r.json()["status"] == 401 and r.json()["title"] == "Unauthorized"
+    from datetime import timedelta
+
+    from api.auth import mint_token
+
+    expired = mint_token(api.settings.jwt_secret, "alice", [], ttl=timedelta(seconds=-5))
+    r = await api.http.get("/api/projects", headers={"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401 and "expired" in r.json()["detail"].lower()
+    forged = mint_token("some-other-secret-that-is-long-enough-for-hs256", "paula", ["admin"])
+    assert (await api.http.get("/api/projects", headers={"Authorization": f"Bearer {forged}"})).status_code == 401
+
+
+async def test_bad_input_is_refused_and_records_nothing(api):
+    project_id, policy = await api.project(), await api.policy()
+    did = (await api.submit(project_id, policy)).json()["id"]
+    before = await history_types(api, did)
+    cases = [
+        {"verdict": "maybe", "revision": 1},
+        {"verdict": "approve"},
+        {"verdict": "approve", "revision": 1, "actor": "sam"},  # the actor comes from the token only
+        {"verdict": "reject", "revision": 1, "comment": ""},
+    ]
+    for body in cases:
+        r = await api.http.post(f"/api/deliverables/{did}/decisions", headers=api.auth("bob"), json=body)
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, (body, r.text)
+    r = await api.http.post(f"/api/deliverables/{did}/decisions", headers={**api.auth("bob"),
+                            "Content-Type": "application/json"}, content=b"{not json")
+    assert r.status_code == 422
+    big = {"verdict": "approve", "revision": 1, "comment": "x" * (1024 * 1024 + 1)}
+    r = await api.http.post(f"/api/deliverables/{did}/decisions", headers=api.auth("bob"), json=big)
+    assert r.status_code == 413 and r.headers["content-type"] == PROBLEM
+
+    async def chunks():
+        for _ in range(17):
+            yield b"x" * 65536
+
+    r = await api.http.post(f"/api/deliverables/{did}/decisions", headers=api.auth("bob"), content=chunks())
+    assert r.status_code == 413
+    bad_sha = {**revision(), "sha256": "nothex"}
+    assert (await api.submit(project_id, policy, revision=bad_sha)).status_code == 422
+    assert await history_types(api, did) == before
+
+
+async def test_unknown_ids_are_404(api):
+    for path in ("/api/deliverables/6f1c9a34-5d2e-4f7b-9a1c-2b3d4e5f6a7b", "/api/deliverables/not-a-uuid",
+                 "/api/projects/6f1c9a34-5d2e-4f7b-9a1c-2b3d4e5f6a7b", "/api/policies/no-such-policy"):
+        r = await api.http.get(path, headers=api.auth("paula", "pmo"))
+        assert r.status_code == 404 and r.headers["content-type"] == PROBLEM, (path, r.text)
+    r = await api.decide("6f1c9a34-5d2e-4f7b-9a1c-2b3d4e5f6a7b", "bob")
+    assert r.status_code == 404
+
+
+async def test_outsiders_see_nothing(api):
+    project_id, policy = await api.project(), await api.policy()
+    did = (await api.submit(project_id, policy)).json()["id"]
+    for path in (f"/api/deliverables/{did}", f"/api/deliverables/{did}/history", f"/api/projects/{project_id}",
+                 f"/api/deliverables?project_id={project_id}"):
+        assert (await api.http.get(path, headers=api.auth("mallory"))).status_code == 404, path
+    assert (await api.decide(did, "mallory")).status_code == 404
+    assert (await api.http.get("/api/deliverables", headers=api.auth("mallory"))).json() == []
+    assert (await api.http.get("/api/projects", headers=api.auth("mallory"))).json() == []
+    assert (await api.http.get(f"/api/deliverables/{did}", headers=api.auth("olga", "pmo"))).status_code == 200
+    r = await api.http.post("/api/projects", headers=api.auth("alice"), json={"name": "x", "members": [{"user": "alice"}]})
+    assert r.status_code == 403
+
+
+async def test_stale_revision_closed_stage_and_finished_chain_are_409(api):
+    project_id = await api.project()
+    policy = await api.policy({"stages": [{"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any"},
+                                          {"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "any"}],
+                               "on_revision": "resume"})
+    did = (await api.submit(project_id, policy)).json()["id"]
+    await api.decide(did, "bob")
+    r = await api.decide(did, "carol", "request_changes", comment="API spec is missing")
+    assert r.json()["status"] == "changes_requested"
+    assert (await api.decide(did, "dan")).status_code == 409  # no stage is open
+    r = await api.http.post(f"/api/deliverables/{did}/revisions", headers=api.auth("alice"), json=revision("v2"))
+    assert r.status_code == 200 and r.json()["stage"]["name"] == "engineering" and r.json()["revision"] == 2
+    r = await api.decide(did, "dan", revision=1)
+    assert r.status_code == 409 and r.json()["type"] == "/problems/stale-revision"
+    assert (await api.decide(did, "dan", revision=2)).json()["status"] == "approved"
+    r = await api.decide(did, "erin", revision=2)
+    assert r.status_code == 409 and r.json()["type"] == "/problems/chain-finished"
+    r = await api.http.post(f"/api/deliverables/{did}/withdraw", headers=api.auth("alice"), json={})
+    assert r.status_code == 409
+
+
+async def test_two_approvers_race_on_an_any_stage(api):
+    project_id = await api.project()
+    policy = await api.policy({"stages": [{"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "any"},
+                                          {"name": "sponsor", "approvers": {"users": ["sam"]}, "rule": "all"}]})
+    for _ in range(3):
+        did = (await api.submit(project_id, policy)).json()["id"]
+        results = await asyncio.gather(api.decide(did, "carol"), api.decide(did, "dan"))
+        assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
+        assert (await history_types(api, did)).count("DecisionRecorded") == 1
+
+
+async def test_idempotency_key_returns_the_same_deliverable(api):
+    project_id, policy = await api.project(), await api.policy()
+    headers = {"headers": {"Idempotency-Key": "upload-42"}}
+    first = await api.submit(project_id, policy, **headers)
+    again = await api.submit(project_id, policy, headers={"Idempotency-Key": "upload-42"})
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    other = await api.submit(project_id, policy, revision=revision("v9"), headers={"Idempotency-Key": "upload-42"})
+    assert other.status_code == 409
+    listed = (await api.http.get(f"/api/deliverables?project_id={project_id}", headers=api.auth("alice"))).json()
+    assert len(listed) == 1
+
+
+async def test_withdraw_and_reassign(api):
+    project_id, policy = await api.project(), await api.policy()
+    did = (await api.submit(project_id, policy)).json()["id"]
+    body = {"approvers": ["pete"], "reason": "bob is on leave"}
+    r = await api.http.post(f"/api/deliverables/{did}/reassign", headers=api.auth("carol"), json=body)
+    assert r.status_code == 403
+    r = await api.http.post(f"/api/deliverables/{did}/reassign", headers=api.auth("paula"), json=body)
+    assert r.status_code == 200 and r.json()["stage"]["approvers"] == ["pete"]
+    assert (await api.decide(did, "bob")).status_code == 403
+    r = await api.http.post(f"/api/deliverables/{did}/withdraw", headers=api.auth("bob"), json={})
+    assert r.status_code == 403
+    r = await api.http.post(f"/api/deliverables/{did}/withdraw", headers=api.auth("alice"), json={"reason": "paused"})
+    assert r.json()["status"] == "withdrawn"
+
+
+async def test_inbox_shows_what_waits(api):
+    project_id = await api.project(escalation_path=[{"after": "PT1S", "notify": ["pm"]}])
+    policy = await api.policy()
+    did = (await api.submit(project_id, policy)).json()["id"]
+    inbox = (await api.http.get("/api/inbox", headers=api.auth("bob"))).json()
+    assert [(i["kind"], i["deliverable"]["id"]) for i in inbox] == [("decision", did)]
+    assert (await api.http.get("/api/inbox", headers=api.auth("carol"))).json() == []
+    for _ in range(50):
+        inbox = (await api.http.get("/api/inbox", headers=api.auth("pete"))).json()
+        if inbox:
+            break
+        await asyncio.sleep(0.1)
+    assert [(i["kind"], i["deliverable"]["id"]) for i in inbox] == [("escalation", did)]
+    await api.decide(did, "bob", "request_changes", comment="logo too small")
+    inbox = (await api.http.get("/api/inbox", headers=api.auth("alice"))).json()
+    assert [(i["kind"], i["deliverable"]["id"]) for i in inbox] == [("revision", did)]
+    assert (await api.http.get("/api/inbox", headers=api.auth("bob"))).json() == []
+
+
+async def test_policies_are_versioned(api):
+    name = await api.policy()
+    r = await api.http.put(f"/api/policies/{name}", headers=api.auth("paula", "pmo"),
+                           json={"stages": [{"name": "sponsor", "approvers": {"users": ["sam"]}, "rule": "all"}]})
+    assert r.status_code == 200 and r.json()["version"] == 2
+    v1 = (await api.http.get(f"/api/policies/{name}?version=1", headers=api.auth("alice"))).json()
+    assert [s["name"] for s in v1["stages"]] == ["design", "engineering", "sponsor"]
+    r = await api.http.put(f"/api/policies/{name}", headers=api.auth("alice"), json=v1)
+    assert r.status_code in (403, 422)
+    r = await api.http.put("/api/policies/Bad Name", headers=api.auth("paula", "pmo"), json={"stages": []})
+    assert r.status_code in (404, 422)
