@@ -49,3 +49,17 @@ async def test_concurrent_any_stage_one_wins(chains):
           for a in ("carol", "dan")], return_exceptions=True)
     failures = [r for r in results if isinstance(r, Exception)]
     assert len(failures) == 1 and update_error_type(failures[0]) == "StageClosed"
+
+
+async def test_recorded_history_replays_deterministically(chains):
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.worker import Replayer
+
+    handle, _ = await chains.submit()
+    await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="bob", verdict="approve", revision=1))
+    await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+        actor="carol", verdict="reject", comment="out of scope for phase one", revision=1))
+    await handle.result()
+    replayer = Replayer(workflows=[ApprovalChainWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(await handle.fetch_history(), raise_on_replay_failure=False)
+    assert result.replay_failure is None
