@@ -29,6 +29,16 @@ def stage_approvers(stage: dict[str, Any], members: list[dict[str, Any]], submit
     return [p for i, p in enumerate(people) if p != submitter and p not in people[:i]]
 
 
+def check_policy_fits(policy: dict[str, Any], members: list[dict[str, Any]], submitter: str) -> None:
+    """Refuse a chain that could never finish: a stage with fewer approvers than its rule needs."""
+    for stage in policy["stages"]:
+        approvers = stage_approvers(stage, members, submitter)
+        if not satisfiable(stage["rule"], stage.get("n"), approvers):
+            raise Invalid(
+                f"stage {stage['name']!r} cannot be satisfied on this project: it needs "
+                f"{stage.get('n') or 1} approver(s) other than the submitter and has {len(approvers)}")
+
+
 def role_holders(roles: list[str], members: list[dict[str, Any]]) -> list[str]:
     wanted = set(roles)
     return [user for user, held in roles_by_user(members).items() if held & wanted]
@@ -59,12 +69,7 @@ class Deliverable(Aggregate):
     def submit(cls, deliverable_id: Any, project_id: str, title: str, submitter: str,
                policy: dict[str, Any], members: list[dict[str, Any]], escalation_path: list[dict[str, Any]],
                revision: dict[str, Any], command_id: str) -> "Deliverable":
-        for stage in policy["stages"]:
-            approvers = stage_approvers(stage, members, submitter)
-            if not satisfiable(stage["rule"], stage.get("n"), approvers):
-                raise Invalid(
-                    f"stage {stage['name']!r} cannot be satisfied on this project: it needs "
-                    f"{stage.get('n') or 1} approver(s) other than the submitter and has {len(approvers)}")
+        check_policy_fits(policy, members, submitter)
         at = utcnow().isoformat()
         deliverable = cls._create(cls.Submitted, id=deliverable_id, project_id=project_id, title=title,
                                   submitter=submitter, policy=policy, escalation_path=escalation_path,

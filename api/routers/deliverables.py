@@ -10,6 +10,7 @@ from api.chains import AlreadyExists, open_chain, send
 from api.deps import CurrentUser, Services, Svc, can_see, visible_project
 from api.models import DecisionIn, DeliverableCreate, ReassignIn, RevisionIn, WithdrawIn
 from api.problems import Problem
+from domain.deliverable import check_policy_fits
 from domain.errors import NotFound
 from domain.state import DeliverableState, Status
 from workflows.approval_chain import ApprovalChainWorkflow
@@ -46,6 +47,7 @@ async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc,
     if not project.is_member(user.user):
         raise Problem(403, "only members of the project submit deliverables to it", "forbidden")
     policy = await asyncio.to_thread(services.store.get_policy, body.policy)
+    check_policy_fits(policy, project.members, user.user)  # before anything starts, so a refusal leaves no trace
     deliverable_id = (str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.user}\n{idempotency_key}"))
                       if idempotency_key else str(uuid.uuid4()))
     chain = ChainInput(deliverable_id=deliverable_id, project_id=str(project.id), title=body.title,

@@ -2,7 +2,7 @@ import asyncio
 
 from fastapi import APIRouter, status
 
-from api.deps import CurrentUser, Svc, can_see, require_pmo_or_admin, visible_project
+from api.deps import CurrentUser, Svc, require_pmo_or_admin, visible_project
 from api.models import ProjectCreate, ProjectPublic
 from domain.project import Project
 
@@ -38,5 +38,3 @@ async def get_project(project_id: str, user: CurrentUser, services: Svc) -> Proj
     """One project, if the caller may see it."""
     return public(await asyncio.to_thread(visible_project, services, user, project_id))
 
-
-__all__ = ["router", "can_see"]

@@ -172,3 +172,11 @@ async def test_policies_are_versioned(api):
     assert r.status_code in (403, 422)
     r = await api.http.put("/api/policies/Bad Name", headers=api.auth("paula", "pmo"), json={"stages": []})
     assert r.status_code in (404, 422)
+
+
+async def test_a_policy_the_project_cannot_satisfy_is_refused_without_a_trace(api):
+    project_id = await api.project()
+    policy = await api.policy({"stages": [{"name": "eng", "approvers": {"roles": ["eng"]}, "rule": "n_of_m", "n": 5}]})
+    r = await api.submit(project_id, policy, headers={"Idempotency-Key": "too-few"})
+    assert r.status_code == 422 and "cannot be satisfied" in r.json()["detail"]
+    assert (await api.http.get(f"/api/deliverables?project_id={project_id}", headers=api.auth("alice"))).json() == []
