@@ -63,6 +63,17 @@ def temporal_binary() -> str:
     return found
 
 
+def _signoff_command() -> str:
+    """How the user can call `signoff` from their shell, e.g. `.venv/bin/signoff` when not on PATH."""
+    script = Path(sys.executable).with_name("signoff")
+    if shutil.which("signoff") == str(script):
+        return "signoff"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # Ignores sockets in TIME_WAIT from a stack that just stopped, not a live listener.
@@ -175,17 +186,17 @@ class DevStack:
 
     def print_banner(self) -> None:
         s = self.settings
-        env = "" if s.jwt_secret == DEV_JWT_SECRET else "SIGNOFF_JWT_SECRET=... "
+        signoff = ("" if s.jwt_secret == DEV_JWT_SECRET else "SIGNOFF_JWT_SECRET=... ") + _signoff_command()
         lines = [
             f"ready (data in {s.data_dir})",
             f"  API          {self.api_url}",
             f"  Temporal UI  http://127.0.0.1:{s.ui_port}",
-            f"  token        TOKEN=$({env}signoff token admin --role admin)",
+            f"  token        TOKEN=$({signoff} token admin --role admin)",
             f"               curl -H \"Authorization: Bearer $TOKEN\" {self.api_url}/api/projects",
         ]
         if (s.data_dir / DEMO_MARKER).exists():
             lines.append("  demo         people and projects in workers/demo.py; priya (pm) has two reviews"
-                         " waiting: TOKEN=$(signoff token priya), then GET /api/inbox")
+                         f" waiting: TOKEN=$({signoff} token priya), then GET /api/inbox")
         lines.append("Ctrl-C stops everything.")
         for line in lines:
             _say(line)
