@@ -195,7 +195,7 @@ class DevStack:
             f"               curl -H \"Authorization: Bearer $TOKEN\" {self.api_url}/api/projects",
         ]
         if (s.data_dir / DEMO_MARKER).exists():
-            lines.append("  demo         people and projects in workers/demo.py; priya (pm) has two reviews"
+            lines.append("  demo         people and projects in workers/demo.py; priya (pm) has reviews"
                          f" waiting: TOKEN=$({signoff} token priya), then GET /api/inbox")
         lines.append("Ctrl-C stops everything.")
         for line in lines:
