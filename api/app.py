@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
+from api import metrics, problems
 from api.deps import Services
 from api.limits import BodyLimit
 from api.routers import deliverables, health, inbox, policies, projects
@@ -30,7 +30,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Signoff", version="0.1.0", lifespan=lifespan,
                   description="Approval chains, phase gates and escalation for project delivery.")
     problems.install(app)
-    for module in (projects, policies, deliverables, inbox, health):
+    app.state.metrics = measured = metrics.Metrics()
+    for module in (projects, policies, deliverables, inbox, health, metrics):
         app.include_router(module.router)
+    app.add_middleware(metrics.MetricsMiddleware, metrics=measured)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

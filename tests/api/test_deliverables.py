@@ -40,3 +40,11 @@ async def test_separation_of_duties_and_one_vote(api):
     assert r.status_code == 409, r.text
     history = (await api.http.get(f"/api/deliverables/{did}/history", headers=api.auth("alice"))).json()
     assert [h["actor"] for h in history if h["type"] == "DecisionRecorded"] == ["bob", "carol"]
+
+
+async def test_health_and_metrics(api):
+    assert (await api.http.get("/healthz")).json() == {"status": "ok"}
+    assert (await api.http.get("/readyz")).json() == {"status": "ready"}
+    await api.http.get("/api/projects")  # a 401
+    text = (await api.http.get("/metrics")).text
+    assert 'signoff_http_requests_total{method="GET",route="/api/projects",status="401"} 1.0' in text
