@@ -1,6 +1,7 @@
 """What every route depends on: the caller, and the clients created once in the app's lifespan."""
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -24,6 +25,10 @@ class Services:
     temporal: Client
     # deliverable id -> project id; both never change, so remembering saves a read per decision
     project_of: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def command_timeout(self) -> timedelta:
+        return timedelta(seconds=self.settings.command_timeout_seconds)
 
 
 def get_services(request: Request) -> Services:

@@ -8,6 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from domain.policy import EscalationStep
 from domain.state import Verdict
 
+# Names and titles: printable text only (a NUL or control character breaks lists and exports).
+Name = Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# Free text may span lines, but never holds a NUL.
+Text = Annotated[str, StringConstraints(max_length=10000, pattern=r"^[^\x00]*$")]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
 RoleName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
@@ -22,13 +26,13 @@ class MemberIn(Body):
 
 
 class PhaseIn(Body):
-    name: str = Field(min_length=1, max_length=100)
+    name: Name
     planned_start: str | None = None
     planned_end: str | None = None
 
 
 class ProjectCreate(Body):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     members: list[MemberIn] = Field(min_length=1, max_length=500)
     escalation_path: list[EscalationStep] = Field(default_factory=list, max_length=20)
     phases: list[PhaseIn] = Field(default_factory=list, max_length=50)
@@ -45,28 +49,28 @@ class ProjectPublic(BaseModel):
 
 
 class RevisionIn(Body):
-    uri: str = Field(min_length=1, max_length=2000)
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00-\x20\x7f]+$")]
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    note: str = Field(default="", max_length=5000)
+    note: Text = ""
 
 
 class DeliverableCreate(Body):
     project_id: str
-    title: str = Field(min_length=1, max_length=300)
+    title: Name
     policy: str = Field(min_length=1, max_length=64)
     revision: RevisionIn
 
 
 class DecisionIn(Body):
     verdict: Verdict
-    comment: str = Field(default="", max_length=10000)
+    comment: Text = ""
     revision: int = Field(ge=1)
 
 
 class WithdrawIn(Body):
-    reason: str = Field(default="", max_length=5000)
+    reason: Text = ""
 
 
 class ReassignIn(Body):
     approvers: list[UserId] = Field(min_length=1, max_length=100)
-    reason: str = Field(min_length=1, max_length=5000)
+    reason: Annotated[Text, StringConstraints(min_length=1)]

@@ -1,5 +1,6 @@
 """Every error as application/problem+json (RFC 9457): type, title, status, detail."""
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -10,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import DomainError
 
+log = logging.getLogger("signoff.api")
 KIND_STATUS = {"invalid": 422, "not_found": 404, "forbidden": 403, "conflict": 409}
 
 
@@ -52,6 +54,11 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
         return problem_response(422, detail, "validation-error", errors=errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return problem_response(500, "an unexpected error; it has been logged", "internal-error")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -12,7 +12,7 @@ from domain.deliverable import Deliverable
 from domain.errors import ConcurrentChange, NotFound
 from domain.policies import Policy, policy_id
 from domain.project import Project
-from domain.state import DeliverableState
+from domain.state import ChainView, DeliverableState
 
 SYSTEM_ACTOR = "signoff"
 
@@ -36,7 +36,7 @@ class Signoff(Application):
         return project
 
     def get_project(self, project_id: str | UUID) -> Project:
-        return self._get(as_uuid(project_id, "project"), "project")
+        return self._get(as_uuid(project_id, "project"), "project", Project)
 
     # ---- policies -----------------------------------------------------------------------------
     def put_policy(self, name: str, spec: dict[str, Any], actor: str) -> tuple[dict[str, Any], bool]:
@@ -65,11 +65,11 @@ class Signoff(Application):
 
     # ---- deliverables -------------------------------------------------------------------------
     def submit_deliverable(self, deliverable_id: str, project_id: str, title: str, submitter: str,
-                           policy: dict[str, Any], revision: dict[str, Any], command_id: str) -> DeliverableState:
+                           policy: dict[str, Any], revision: dict[str, Any], command_id: str) -> ChainView:
         uid = as_uuid(deliverable_id, "deliverable")
         try:
-            return self.repository.get(uid).to_state()  # already submitted: this is a retry
-        except AggregateNotFoundError:
+            return self._get(uid, "deliverable", Deliverable).to_view()  # already submitted: a retry
+        except NotFound:
             pass
         project = self.get_project(project_id)
         deliverable = Deliverable.submit(uid, project_id=str(project.id), title=title, submitter=submitter,
@@ -79,31 +79,31 @@ class Signoff(Application):
         try:
             self.save(deliverable)
         except IntegrityError:
-            return self.repository.get(uid).to_state()
-        return deliverable.to_state()
+            return self._get(uid, "deliverable", Deliverable).to_view()
+        return deliverable.to_view()
 
     def decide(self, deliverable_id: str, actor: str, verdict: str, comment: str, revision: int,
-               command_id: str) -> DeliverableState:
+               command_id: str) -> ChainView:
         return self._change(deliverable_id, lambda d, members: d.decide(
             actor=actor, verdict=verdict, comment=comment, revision=revision, command_id=command_id,
             members=members))
 
     def submit_revision(self, deliverable_id: str, actor: str, uri: str, sha256: str, note: str,
-                        command_id: str) -> DeliverableState:
+                        command_id: str) -> ChainView:
         return self._change(deliverable_id, lambda d, members: d.submit_revision(
             actor=actor, uri=uri, sha256=sha256, note=note, command_id=command_id, members=members))
 
-    def withdraw(self, deliverable_id: str, actor: str, reason: str, command_id: str) -> DeliverableState:
+    def withdraw(self, deliverable_id: str, actor: str, reason: str, command_id: str) -> ChainView:
         return self._change(deliverable_id, lambda d, _: d.withdraw(actor=actor, reason=reason,
                                                                      command_id=command_id))
 
     def reassign(self, deliverable_id: str, actor: str, approvers: list[str], reason: str,
-                 command_id: str) -> DeliverableState:
+                 command_id: str) -> ChainView:
         return self._change(deliverable_id, lambda d, members: d.reassign(
             actor=actor, approvers=approvers, reason=reason, command_id=command_id, members=members))
 
     def fire_deadline(self, deliverable_id: str, stage_index: int, opened_at: str, kind: str, level: int,
-                      command_id: str) -> DeliverableState:
+                      command_id: str) -> ChainView:
         return self._change(deliverable_id, lambda d, members: d.fire_deadline(
             stage_index=stage_index, opened_at=opened_at, kind=kind, level=level, command_id=command_id,
             members=members))
@@ -111,36 +111,39 @@ class Signoff(Application):
     def get_deliverable(self, deliverable_id: str | UUID, as_of: datetime | None = None) -> DeliverableState:
         uid = as_uuid(deliverable_id, "deliverable")
         if as_of is None:
-            return self._get(uid, "deliverable").to_state()
+            return self._get(uid, "deliverable", Deliverable).to_state()
         aggregate = None
         for stored in self.events.get(uid):
             if event_time(stored) > as_of:
                 break
             aggregate = stored.mutate(aggregate)
-        if aggregate is None:
+        if not isinstance(aggregate, Deliverable):
             raise NotFound(f"deliverable {deliverable_id} did not exist at {as_of.isoformat()}")
         return aggregate.to_state()
 
     def deliverable_history(self, deliverable_id: str | UUID) -> list[dict[str, Any]]:
         uid = as_uuid(deliverable_id, "deliverable")
         events = list(self.events.get(uid))
-        if not events:
+        if not events or not isinstance(events[0], Deliverable.Submitted):
             raise NotFound(f"no deliverable {deliverable_id}")
         return [history_entry(e, f"deliverable-{uid}") for e in events]
 
     # ---- plumbing -----------------------------------------------------------------------------
-    def _change(self, deliverable_id: str, command: Callable[[Deliverable, list[dict[str, Any]]], None]) -> DeliverableState:
-        deliverable: Deliverable = self._get(as_uuid(deliverable_id, "deliverable"), "deliverable")
+    def _change(self, deliverable_id: str, command: Callable[[Deliverable, list[dict[str, Any]]], None]) -> ChainView:
+        deliverable: Deliverable = self._get(as_uuid(deliverable_id, "deliverable"), "deliverable", Deliverable)
         project = self.get_project(deliverable.project_id)
         command(deliverable, project.members)
         self._save(deliverable)
-        return deliverable.to_state()
+        return deliverable.to_view()
 
-    def _get(self, uid: UUID, what: str) -> Any:
+    def _get(self, uid: UUID, what: str, kind: type) -> Any:
         try:
-            return self.repository.get(uid)
+            aggregate = self.repository.get(uid)
         except AggregateNotFoundError:
             raise NotFound(f"no {what} {uid}") from None
+        if not isinstance(aggregate, kind):  # an id of another kind of thing is no such thing
+            raise NotFound(f"no {what} {uid}")
+        return aggregate
 
     def _save(self, *aggregates: Any) -> None:
         try:

@@ -11,10 +11,11 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from domain.deadlines import escalation_steps, stage_deadlines
-from domain.errors import ChainFinished, Conflict, Forbidden, Invalid, StageClosed
+from domain.errors import Invalid
 from domain.project import resolve_people, roles_by_user
-from domain.rules import check_decision, required_approvals, satisfiable, stage_passes
-from domain.state import FINAL_STATUSES, DeliverableState
+from domain.rules import (check_decision, check_reassignment, check_revision, check_withdrawal, required_approvals,
+                          satisfiable, stage_passes, unique)
+from domain.state import ChainView, DeliverableState
 
 
 def utcnow() -> datetime:
@@ -29,9 +30,19 @@ def stage_approvers(stage: dict[str, Any], members: list[dict[str, Any]], submit
     return [p for i, p in enumerate(people) if p != submitter and p not in people[:i]]
 
 
-def check_policy_fits(policy: dict[str, Any], members: list[dict[str, Any]], submitter: str) -> None:
-    """Refuse a chain that could never finish: a stage with fewer approvers than its rule needs."""
+def check_policy_fits(policy: dict[str, Any], members: list[dict[str, Any]], submitter: str,
+                      escalation_path: list[dict[str, Any]]) -> None:
+    """Refuse a chain that could never finish, or that names people who could never see it:
+    a stage with fewer approvers than its rule needs, or a person who is not on the project."""
+    by_user = roles_by_user(members)
+    roles = set().union(*by_user.values()) if by_user else set()
     for stage in policy["stages"]:
+        strangers = [u for u in stage["approvers"].get("users", []) if u not in by_user]
+        for step in escalation_steps(stage, escalation_path):
+            strangers += [n for n in step.get("notify", []) if n not in roles and n not in by_user]
+        if strangers:
+            raise Invalid(f"stage {stage['name']!r} names {', '.join(unique(strangers))}, who "
+                          "is neither a member nor a role of this project")
         approvers = stage_approvers(stage, members, submitter)
         if not satisfiable(stage["rule"], stage.get("n"), approvers):
             raise Invalid(
@@ -60,7 +71,7 @@ class Deliverable(Aggregate):
         self.stage: dict[str, Any] | None = None
         self.decisions: list[dict[str, Any]] = []
         self.escalations: list[dict[str, Any]] = []
-        self.former_approvers: list[str] = []
+        self.closed_stages: dict[int, list[str]] = {}
         self.commands = {command_id}
         self.created_at = at
         self.updated_at = at
@@ -69,7 +80,7 @@ class Deliverable(Aggregate):
     def submit(cls, deliverable_id: Any, project_id: str, title: str, submitter: str,
                policy: dict[str, Any], members: list[dict[str, Any]], escalation_path: list[dict[str, Any]],
                revision: dict[str, Any], command_id: str) -> "Deliverable":
-        check_policy_fits(policy, members, submitter)
+        check_policy_fits(policy, members, submitter, escalation_path)
         at = utcnow().isoformat()
         deliverable = cls._create(cls.Submitted, id=deliverable_id, project_id=project_id, title=title,
                                   submitter=submitter, policy=policy, escalation_path=escalation_path,
@@ -82,7 +93,7 @@ class Deliverable(Aggregate):
                members: list[dict[str, Any]]) -> None:
         if command_id in self.commands:
             return
-        check_decision(self.to_state(), actor, revision, verdict, comment)
+        check_decision(self.to_view(), actor, revision, verdict, comment)
         stage = self.stage
         assert stage is not None
         granted_only = actor in stage["granted"] and actor not in stage["approvers"]
@@ -101,13 +112,7 @@ class Deliverable(Aggregate):
                         members: list[dict[str, Any]]) -> None:
         if command_id in self.commands:
             return
-        if self.status in FINAL_STATUSES:
-            raise ChainFinished(f"the chain has ended as {self.status}")
-        if actor != self.submitter:
-            raise Forbidden("only the submitter submits new revisions")
-        current = self.revisions[-1]
-        if sha256 == current["sha256"]:
-            raise Conflict("this revision has the same sha256 as the current one")
+        check_revision(self.to_view(), actor, sha256)
         self._record_revision(number=len(self.revisions) + 1, uri=uri, sha256=sha256, note=note,
                               actor=actor, command_id=command_id, at=utcnow().isoformat())
         stage_index = self.stage["index"] if self.stage else 0
@@ -117,26 +122,19 @@ class Deliverable(Aggregate):
     def withdraw(self, actor: str, reason: str, command_id: str) -> None:
         if command_id in self.commands:
             return
-        if self.status in FINAL_STATUSES:
-            raise ChainFinished(f"the chain has ended as {self.status}")
-        if actor != self.submitter:
-            raise Forbidden("only the submitter withdraws a deliverable")
+        check_withdrawal(self.to_view(), actor)
         self._withdraw(actor=actor, reason=reason, command_id=command_id, at=utcnow().isoformat())
 
     def reassign(self, actor: str, approvers: list[str], reason: str, command_id: str,
                  members: list[dict[str, Any]]) -> None:
         if command_id in self.commands:
             return
-        if self.status in FINAL_STATUSES:
-            raise ChainFinished(f"the chain has ended as {self.status}")
-        if self.stage is None or not self.stage["open"]:
-            raise StageClosed("no stage is open to reassign")
-        people = [p for i, p in enumerate(approvers) if p not in approvers[:i]]
-        if self.submitter in people:
-            raise Forbidden("the submitter may not approve their own deliverable")
-        stage = self.stage
-        if not satisfiable(stage["rule"], stage.get("n"), people):
-            raise Invalid(f"stage {stage['name']!r} needs more approvers than {len(people)}")
+        check_reassignment(self.to_view(), approvers)
+        strangers = [p for p in approvers if p not in roles_by_user(members)]
+        if strangers:
+            raise Invalid(f"{', '.join(strangers)} is not a member of this project")
+        people, stage = unique(approvers), self.stage
+        assert stage is not None
         self._reassign(stage_index=stage["index"], approvers=people, actor=actor, reason=reason,
                        command_id=command_id, at=utcnow().isoformat())
         if stage_passes(stage["rule"], stage.get("n"), stage["approvers"], stage["approvals"]):
@@ -194,6 +192,8 @@ class Deliverable(Aggregate):
     def _record_stage_opened(self, index: int, approvers: list[str], deadlines: list[dict[str, Any]], actor: str,
                              at: str) -> None:
         spec = self.policy["stages"][index]
+        # Stages from this one on are open again (a restart or resume): their people are current.
+        self.closed_stages = {i: people for i, people in self.closed_stages.items() if i < index}
         self.status = "in_review"
         self.stage = {"index": index, "name": spec["name"], "rule": spec["rule"], "n": spec.get("n"),
                       "open": True, "approvers": approvers, "granted": [], "approvals": [], "decided": [],
@@ -217,8 +217,7 @@ class Deliverable(Aggregate):
     def _pass_stage(self, stage_index: int, actor: str, at: str) -> None:
         assert self.stage is not None
         self.stage["open"] = False
-        closed = self.stage["approvers"] + self.stage["granted"]
-        self.former_approvers += [p for p in closed if p not in self.former_approvers]
+        self.closed_stages[stage_index] = self.stage["approvers"] + self.stage["granted"]
         self.updated_at = at
 
     @event("Approved")
@@ -295,21 +294,30 @@ class Deliverable(Aggregate):
 
     # ---- reading ----------------------------------------------------------------------------
     def to_state(self) -> DeliverableState:
-        stage = None
-        if self.stage is not None:
-            s = self.stage
-            sla = next((d["due_at"] for d in s["deadlines"] if d["kind"] == "sla"), None)
-            stage = {**s, "required": _required(s), "waiting_on": self._waiting_on(), "sla_due_at": sla}
         return DeliverableState.model_validate({
             "id": str(self.id), "project_id": self.project_id, "title": self.title, "submitter": self.submitter,
             "policy": {"name": self.policy["name"], "version": self.policy["version"],
                        "on_revision": self.policy["on_revision"]},
             "status": self.status, "revision": len(self.revisions), "revisions": self.revisions,
-            "stage": stage, "stages": [s["name"] for s in self.policy["stages"]],
+            "stage": self._stage_view(), "stages": [s["name"] for s in self.policy["stages"]],
             "decisions": self.decisions, "escalations": self.escalations,
-            "former_approvers": self.former_approvers,
             "created_at": self.created_at, "updated_at": self.updated_at, "version": self.version,
         })
+
+    def to_view(self) -> ChainView:
+        former = unique([p for people in self.closed_stages.values() for p in people])
+        return ChainView.model_validate({
+            "id": str(self.id), "submitter": self.submitter, "status": self.status, "revision": len(self.revisions),
+            "revision_sha256": self.revisions[-1]["sha256"], "stage": self._stage_view(),
+            "former_approvers": former, "version": self.version,
+        })
+
+    def _stage_view(self) -> dict[str, Any] | None:
+        if self.stage is None:
+            return None
+        s = self.stage
+        sla = next((d["due_at"] for d in s["deadlines"] if d["kind"] == "sla"), None)
+        return {**s, "required": _required(s), "waiting_on": self._waiting_on(), "sla_due_at": sla}
 
 
 def _required(stage: dict[str, Any]) -> int:

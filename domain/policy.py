@@ -40,7 +40,7 @@ class Approvers(Spec):
 
 
 class Stage(Spec):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     approvers: Approvers
     rule: Literal["all", "any", "n_of_m"]
     n: int | None = Field(default=None, ge=1)

@@ -37,7 +37,9 @@ UPSERT_DELIVERABLE = ("INSERT INTO signoff_view_deliverables (id, project_id, st
 
 def deliverable_summary(state: Any) -> dict[str, Any]:
     stage = state.stage
-    current = [e for e in state.escalations if stage is not None and e.stage_index == stage.index]
+    # Only escalations of the stage as it stands now: a reopened stage starts with a clean slate.
+    current = [e for e in state.escalations
+               if stage is not None and e.stage_index == stage.index and e.at >= stage.opened_at]
     return {
         "id": state.id, "project_id": state.project_id, "title": state.title, "submitter": state.submitter,
         "status": state.status, "revision": state.revision, "policy": state.policy.model_dump(),

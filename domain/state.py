@@ -70,6 +70,34 @@ class PolicyRef(BaseModel):
     on_revision: str
 
 
+class ChainView(BaseModel):
+    """The part of a deliverable's state that the workflow needs for validation and timers.
+
+    It stays small whatever the chain's history, because every recording puts it into the
+    workflow's history once more.
+    """
+
+    id: str
+    submitter: str
+    status: Status
+    revision: int
+    revision_sha256: str
+    stage: StageView | None
+    # Approvers of stages that have closed: their late decision is a conflict, not an intrusion.
+    former_approvers: list[str] = []
+    version: int
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def next_deadline(self) -> Deadline | None:
+        if self.stage is None or not self.stage.open:
+            return None
+        pending = [d for d in self.stage.deadlines if not d.done]
+        return min(pending, key=lambda d: d.due_at) if pending else None
+
+
 class DeliverableState(BaseModel):
     id: str
     project_id: str
@@ -83,18 +111,6 @@ class DeliverableState(BaseModel):
     stages: list[str]
     decisions: list[DecisionView]
     escalations: list[EscalationView]
-    # Approvers of stages that have closed: their late decision is a conflict, not an intrusion.
-    former_approvers: list[str] = []
     created_at: datetime
     updated_at: datetime
     version: int
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    def next_deadline(self) -> Deadline | None:
-        if self.stage is None or not self.stage.open:
-            return None
-        pending = [d for d in self.stage.deadlines if not d.done]
-        return min(pending, key=lambda d: d.due_at) if pending else None

@@ -11,7 +11,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from workers.settings import Settings
+from workers.settings import DEV_JWT_SECRET, Settings
 
 
 def _positive(value: str) -> int:
@@ -56,6 +56,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def run_api(settings: Settings) -> None:
     import uvicorn
+
+    if settings.jwt_secret == DEV_JWT_SECRET and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        # Anyone can mint tokens with the published development secret: never on a reachable address.
+        sys.exit("signoff api: set SIGNOFF_JWT_SECRET before listening beyond this machine")
 
     from api.app import create_app
 

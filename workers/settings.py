@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     jwt_secret: str = DEV_JWT_SECRET
     jwt_ttl_minutes: int = Field(default=8 * 60, gt=0)
     max_body_bytes: int = 1024 * 1024
+    # How long a request waits for its command to be recorded before it answers 503.
+    command_timeout_seconds: float = Field(default=20, gt=0)
 
     # Fault injection for the crash tests only; see workflows/faults.py.
     faults: str = ""

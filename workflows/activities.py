@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.application import Signoff
 from domain.errors import ConcurrentChange, DomainError
-from domain.state import DeliverableState
+from domain.state import ChainView
 from workflows import faults
 from workflows.messages import Recording
 
@@ -23,37 +23,39 @@ class ChainActivities:
         self.app = app
 
     @activity.defn
-    async def record_submission(self, rec: Recording) -> DeliverableState:
+    async def record_submission(self, rec: Recording) -> ChainView:
         return await self._run(self.app.submit_deliverable, rec)
 
     @activity.defn
-    async def record_decision(self, rec: Recording) -> DeliverableState:
+    async def record_decision(self, rec: Recording) -> ChainView:
         state = await self._run(self.app.decide, rec)
         faults.after_record(rec.args.get("comment", ""), activity.info().attempt)
         return state
 
     @activity.defn
-    async def record_revision(self, rec: Recording) -> DeliverableState:
+    async def record_revision(self, rec: Recording) -> ChainView:
         return await self._run(self.app.submit_revision, rec)
 
     @activity.defn
-    async def record_withdrawal(self, rec: Recording) -> DeliverableState:
+    async def record_withdrawal(self, rec: Recording) -> ChainView:
         return await self._run(self.app.withdraw, rec)
 
     @activity.defn
-    async def record_reassignment(self, rec: Recording) -> DeliverableState:
+    async def record_reassignment(self, rec: Recording) -> ChainView:
         return await self._run(self.app.reassign, rec)
 
     @activity.defn
-    async def record_deadline(self, rec: Recording) -> DeliverableState:
-        return await self._run(self.app.fire_deadline, rec)
+    async def record_deadline(self, rec: Recording) -> ChainView:
+        view = await self._run(self.app.fire_deadline, rec)
+        faults.after_deadline(rec.args["kind"])
+        return view
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.record_submission, self.record_decision, self.record_revision, self.record_withdrawal,
                 self.record_reassignment, self.record_deadline]
 
     @staticmethod
-    async def _run(use_case: Callable[..., DeliverableState], rec: Recording) -> DeliverableState:
+    async def _run(use_case: Callable[..., ChainView], rec: Recording) -> ChainView:
         try:
             return await asyncio.to_thread(use_case, rec.deliverable_id, command_id=rec.command_id, **rec.args)
         except ConcurrentChange as exc:

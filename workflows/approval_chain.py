@@ -1,11 +1,13 @@
 """ApprovalChainWorkflow: the live approval chain of one deliverable, id `deliverable-{id}`.
 
-It holds the last recorded state, serialises decisions, and runs the open stage's deadlines.
-Every change is recorded by an activity first; the state it answers is what the workflow keeps,
-so the rules live in the domain and the workflow stays thin.
+It keeps the chain's last recorded view, serialises commands, and runs the open stage's
+deadlines. Every change is recorded by an activity first and the view it answers is what the
+workflow keeps, so the rules live in the domain and the workflow stays thin. Validators refuse
+with the same pure rules the aggregate applies, so a refused command never enters the history.
 """
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,9 +16,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain import rules
     from domain.errors import DomainError
-    from domain.rules import check_decision
-    from domain.state import DeliverableState
+    from domain.state import ChainView
     from workflows.activities import ChainActivities
     from workflows.messages import (ChainInput, DecideInput, ReassignInput, Recording, RevisionInput,
                                     WithdrawInput)
@@ -34,24 +36,30 @@ class ApprovalChainWorkflow:
     @workflow.init
     def __init__(self, input: ChainInput) -> None:
         self.input = input
-        self.state: DeliverableState | None = input.state
+        self.view: ChainView | None = input.view
         self.lock = asyncio.Lock()
         self.open_failed = False
 
     @workflow.run
-    async def run(self, input: ChainInput) -> DeliverableState | None:
-        await workflow.wait_condition(lambda: self.state is not None or self.open_failed)
-        while self.state is not None and not self.state.finished:
-            await self._wait_for_change_or_deadline(self.state)
-            if workflow.info().is_continue_as_new_suggested():
+    async def run(self, input: ChainInput) -> ChainView | None:
+        await workflow.wait_condition(lambda: self.view is not None or self.open_failed)
+        while self.view is not None and not self.view.finished:
+            if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self.input.model_copy(update={"state": self.state}))
+                workflow.continue_as_new(self.input.model_copy(update={"view": self.view}))
+            await self._wait_for_change_or_deadline(self.view)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state
+        return self.view
 
-    async def _wait_for_change_or_deadline(self, state: DeliverableState) -> None:
-        deadline = state.next_deadline()
-        changed = lambda: self.state is None or self.state.version != state.version  # noqa: E731
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self.input.max_history
+
+    async def _wait_for_change_or_deadline(self, view: ChainView) -> None:
+        def changed() -> bool:
+            return self.view is None or self.view.version != view.version or self._history_is_long()
+
+        deadline = view.next_deadline()
         if deadline is None:
             await workflow.wait_condition(changed)
             return
@@ -65,74 +73,105 @@ class ApprovalChainWorkflow:
         async with self.lock:
             if changed():
                 return
-            assert state.stage is not None
+            assert view.stage is not None
+            opened_at = view.stage.opened_at.isoformat()
+            # One id per deadline, whatever else the task holds, so a replayed timer records once.
+            command_id = f"deadline:{view.stage.index}:{opened_at}:{deadline.kind}:{deadline.level}"
             await self._record(ChainActivities.record_deadline, {
-                "stage_index": state.stage.index, "opened_at": state.stage.opened_at.isoformat(),
-                "kind": deadline.kind, "level": deadline.level})
+                "stage_index": view.stage.index, "opened_at": opened_at, "kind": deadline.kind,
+                "level": deadline.level}, command_id)
 
     # ---- updates ------------------------------------------------------------------------------
     @workflow.update
-    async def open(self) -> DeliverableState:
-        """Record the submission (once) and answer the chain's first state."""
+    async def open(self) -> ChainView:
+        """Record the submission (once) and answer the chain's first view."""
         async with self.lock:
-            if self.state is None:
+            if self.view is None:
                 try:
                     await self._record(ChainActivities.record_submission, {
                         "project_id": self.input.project_id, "title": self.input.title,
                         "submitter": self.input.submitter, "policy": self.input.policy,
-                        "revision": self.input.revision})
+                        "revision": self.input.revision}, "submission")
                 except ApplicationError:
                     self.open_failed = True
                     raise
-            assert self.state is not None
-            return self.state
+            assert self.view is not None
+            return self.view
 
     @workflow.update
-    async def decide(self, cmd: DecideInput) -> DeliverableState:
-        async with self.lock:
-            self._check_decision(cmd)  # again: another decision may have closed the stage meanwhile
-            return await self._record(ChainActivities.record_decision, cmd.model_dump())
+    async def decide(self, cmd: DecideInput) -> ChainView:
+        return await self._command(ChainActivities.record_decision, cmd, self._check_decision)
 
     @decide.validator
     def _validate_decide(self, cmd: DecideInput) -> None:
-        self._check_decision(cmd)
+        self._validate(self._check_decision, cmd)
 
     @workflow.update
-    async def submit_revision(self, cmd: RevisionInput) -> DeliverableState:
-        async with self.lock:
-            return await self._record(ChainActivities.record_revision, cmd.model_dump())
+    async def submit_revision(self, cmd: RevisionInput) -> ChainView:
+        return await self._command(ChainActivities.record_revision, cmd, self._check_revision)
+
+    @submit_revision.validator
+    def _validate_revision(self, cmd: RevisionInput) -> None:
+        self._validate(self._check_revision, cmd)
 
     @workflow.update
-    async def withdraw(self, cmd: WithdrawInput) -> DeliverableState:
-        async with self.lock:
-            return await self._record(ChainActivities.record_withdrawal, cmd.model_dump())
+    async def withdraw(self, cmd: WithdrawInput) -> ChainView:
+        return await self._command(ChainActivities.record_withdrawal, cmd, self._check_withdrawal)
+
+    @withdraw.validator
+    def _validate_withdraw(self, cmd: WithdrawInput) -> None:
+        self._validate(self._check_withdrawal, cmd)
 
     @workflow.update
-    async def reassign(self, cmd: ReassignInput) -> DeliverableState:
-        async with self.lock:
-            return await self._record(ChainActivities.record_reassignment, cmd.model_dump())
+    async def reassign(self, cmd: ReassignInput) -> ChainView:
+        return await self._command(ChainActivities.record_reassignment, cmd, self._check_reassignment)
+
+    @reassign.validator
+    def _validate_reassign(self, cmd: ReassignInput) -> None:
+        self._validate(self._check_reassignment, cmd)
 
     @workflow.query
-    def current(self) -> DeliverableState | None:
-        return self.state
+    def current(self) -> ChainView | None:
+        return self.view
 
     # ---- helpers ------------------------------------------------------------------------------
-    def _check_decision(self, cmd: DecideInput) -> None:
-        if self.state is None:
+    def _check_decision(self, view: ChainView, cmd: DecideInput) -> None:
+        rules.check_decision(view, cmd.actor, cmd.revision, cmd.verdict, cmd.comment)
+
+    def _check_revision(self, view: ChainView, cmd: RevisionInput) -> None:
+        rules.check_revision(view, cmd.actor, cmd.sha256)
+
+    def _check_withdrawal(self, view: ChainView, cmd: WithdrawInput) -> None:
+        rules.check_withdrawal(view, cmd.actor)
+
+    def _check_reassignment(self, view: ChainView, cmd: ReassignInput) -> None:
+        rules.check_reassignment(view, cmd.approvers)
+
+    def _validate(self, check: Callable[[ChainView, Any], None], cmd: Any) -> None:
+        if self.view is None:
             return  # not opened yet: the handler waits for the lock and the aggregate decides
         try:
-            check_decision(self.state, cmd.actor, cmd.revision, cmd.verdict, cmd.comment)
+            check(self.view, cmd)
         except DomainError as exc:
             raise refuse(exc) from None
 
-    async def _record(self, activity: Any, args: dict[str, Any]) -> DeliverableState:
-        recording = Recording(deliverable_id=self.input.deliverable_id, command_id=str(workflow.uuid4()), args=args)
+    async def _command(self, activity: Any, cmd: Any, check: Callable[[ChainView, Any], None]) -> ChainView:
+        async with self.lock:
+            self._validate(check, cmd)  # again: a command ahead of this one may have changed the view
+            info = workflow.current_update_info()
+            assert info is not None
+            # The update's own id names the command: stable across task retries, unique per command.
+            return await self._record(activity, cmd.model_dump(), f"update:{info.id}")
+
+    async def _record(self, activity: Any, args: dict[str, Any], command: str) -> ChainView:
+        recording = Recording(deliverable_id=self.input.deliverable_id,
+                              command_id=f"{workflow.info().workflow_id}:{command}", args=args)
         try:
-            self.state = await workflow.execute_local_activity(
-                activity, recording, result_type=DeliverableState,
+            self.view = await workflow.execute_local_activity(
+                activity, recording, result_type=ChainView,
                 start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY)
         except ActivityError as exc:
             if isinstance(exc.cause, ApplicationError):
                 raise ApplicationError(exc.cause.message, type=exc.cause.type, non_retryable=True) from None
             raise
-        return self.state
+        return self.view

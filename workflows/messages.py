@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from domain.state import DeliverableState, Verdict
+from domain.state import ChainView, Verdict
 
 TASK_QUEUE = "signoff"
 
@@ -20,8 +20,10 @@ class ChainInput(BaseModel):
     submitter: str
     policy: dict[str, Any]
     revision: dict[str, Any]
-    # Set when the chain continues as new: the state it had, so nothing is recorded twice.
-    state: DeliverableState | None = None
+    # Set when the chain continues as new: the view it had, so nothing is recorded twice.
+    view: ChainView | None = None
+    # Continue as new past this many history events, even before the server suggests it.
+    max_history: int = 10_000
 
 
 class DecideInput(BaseModel):

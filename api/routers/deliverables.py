@@ -3,7 +3,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, status
 
 from api.auth import Principal
 from api.chains import AlreadyExists, open_chain, send
@@ -18,6 +18,17 @@ from workflows.messages import ChainInput, DecideInput, ReassignInput, RevisionI
 
 router = APIRouter(prefix="/api/deliverables", tags=["deliverables"])
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d3c7a52-8f0e-4a8a-9a57-1f4f3b6a2c10")
+
+
+def canonical_id(deliverable_id: str, _: CurrentUser) -> str:
+    """One spelling per id (lower case, hyphens), so the workflow id and the store agree."""
+    try:
+        return str(uuid.UUID(deliverable_id))
+    except ValueError:
+        raise Problem(404, f"no deliverable {deliverable_id}", "not-found") from None
+
+
+DeliverableId = Annotated[str, Depends(canonical_id)]
 
 
 def _project_of(services: Services, deliverable_id: str) -> str:
@@ -38,6 +49,11 @@ def _visible_deliverable_project(services: Services, user: Principal, deliverabl
     return project
 
 
+async def _recorded(services: Services, deliverable_id: str) -> DeliverableState:
+    # The workflow answers once the command is in the event store; the full state is read from there.
+    return await asyncio.to_thread(services.store.get_deliverable, deliverable_id)
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DeliverableState)
 async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc,
                  idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> DeliverableState:
@@ -47,16 +63,21 @@ async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc,
     if not project.is_member(user.user):
         raise Problem(403, "only members of the project submit deliverables to it", "forbidden")
     policy = await asyncio.to_thread(services.store.get_policy, body.policy)
-    check_policy_fits(policy, project.members, user.user)  # before anything starts, so a refusal leaves no trace
+    # Before anything starts, so a refusal leaves no trace.
+    check_policy_fits(policy, project.members, user.user, project.escalation_path)
     deliverable_id = (str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.user}\n{idempotency_key}"))
                       if idempotency_key else str(uuid.uuid4()))
     chain = ChainInput(deliverable_id=deliverable_id, project_id=str(project.id), title=body.title,
                        submitter=user.user, policy=policy, revision=body.revision.model_dump())
     try:
-        state = await open_chain(services.temporal, services.settings.task_queue, chain)
+        await open_chain(services.temporal, services.settings.task_queue, chain, services.command_timeout)
     except AlreadyExists:
-        state = await asyncio.to_thread(services.store.get_deliverable, deliverable_id)
-    if idempotency_key and (state.title != body.title or state.revisions[0].sha256 != body.revision.sha256):
+        pass  # its chain has ended already: the record answers
+    state = await asyncio.to_thread(services.store.get_deliverable, deliverable_id)
+    first = state.revisions[0]
+    asked = (str(project.id), body.policy, body.title, body.revision.uri, body.revision.sha256, body.revision.note)
+    if idempotency_key and asked != (state.project_id, state.policy.name, state.title, first.uri, first.sha256,
+                                     first.note):
         raise Problem(409, "this Idempotency-Key was used for a different deliverable", "idempotency-key-reused")
     return state
 
@@ -76,7 +97,7 @@ async def list_deliverables(user: CurrentUser, services: Svc, project_id: str | 
 
 
 @router.get("/{deliverable_id}", response_model=DeliverableState)
-async def get_deliverable(deliverable_id: str, user: CurrentUser, services: Svc,
+async def get_deliverable(deliverable_id: DeliverableId, user: CurrentUser, services: Svc,
                           as_of: Annotated[datetime | None, Query()] = None) -> DeliverableState:
     """The deliverable as recorded in the event store, now or as it stood at `as_of`."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
@@ -86,41 +107,45 @@ async def get_deliverable(deliverable_id: str, user: CurrentUser, services: Svc,
 
 
 @router.get("/{deliverable_id}/history")
-async def history(deliverable_id: str, user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
+async def history(deliverable_id: DeliverableId, user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
     """Every recorded event of the deliverable, oldest first."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     return await asyncio.to_thread(services.store.deliverable_history, deliverable_id)
 
 
 @router.post("/{deliverable_id}/decisions", response_model=DeliverableState)
-async def decide(deliverable_id: str, body: DecisionIn, user: CurrentUser, services: Svc) -> DeliverableState:
+async def decide(deliverable_id: DeliverableId, body: DecisionIn, user: CurrentUser, services: Svc) -> DeliverableState:
     """Approve, reject or request changes on the current stage; answers once the decision is recorded."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    return await send(services.temporal, deliverable_id, ApprovalChainWorkflow.decide,
-                      DecideInput(actor=user.user, **body.model_dump()))
+    await send(services.temporal, deliverable_id, ApprovalChainWorkflow.decide,
+               DecideInput(actor=user.user, **body.model_dump()), services.command_timeout)
+    return await _recorded(services, deliverable_id)
 
 
 @router.post("/{deliverable_id}/revisions", response_model=DeliverableState)
-async def submit_revision(deliverable_id: str, body: RevisionIn, user: CurrentUser, services: Svc) -> DeliverableState:
+async def submit_revision(deliverable_id: DeliverableId, body: RevisionIn, user: CurrentUser, services: Svc) -> DeliverableState:
     """The submitter's new revision; the policy's on_revision says where the chain starts again."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    return await send(services.temporal, deliverable_id, ApprovalChainWorkflow.submit_revision,
-                      RevisionInput(actor=user.user, **body.model_dump()))
+    await send(services.temporal, deliverable_id, ApprovalChainWorkflow.submit_revision,
+               RevisionInput(actor=user.user, **body.model_dump()), services.command_timeout)
+    return await _recorded(services, deliverable_id)
 
 
 @router.post("/{deliverable_id}/withdraw", response_model=DeliverableState)
-async def withdraw(deliverable_id: str, user: CurrentUser, services: Svc, body: WithdrawIn | None = None) -> DeliverableState:
+async def withdraw(deliverable_id: DeliverableId, user: CurrentUser, services: Svc, body: WithdrawIn | None = None) -> DeliverableState:
     """The submitter withdraws the deliverable; its chain ends."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    return await send(services.temporal, deliverable_id, ApprovalChainWorkflow.withdraw,
-                      WithdrawInput(actor=user.user, reason=body.reason if body else ""))
+    await send(services.temporal, deliverable_id, ApprovalChainWorkflow.withdraw,
+               WithdrawInput(actor=user.user, reason=body.reason if body else ""), services.command_timeout)
+    return await _recorded(services, deliverable_id)
 
 
 @router.post("/{deliverable_id}/reassign", response_model=DeliverableState)
-async def reassign(deliverable_id: str, body: ReassignIn, user: CurrentUser, services: Svc) -> DeliverableState:
+async def reassign(deliverable_id: DeliverableId, body: ReassignIn, user: CurrentUser, services: Svc) -> DeliverableState:
     """Replace the open stage's approvers (pmo or admin, or the project's pmo)."""
     project = await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     if not (user.is_pmo_or_admin or "pmo" in project.roles_of(user.user)):
         raise Problem(403, "only pmo or admin reassign approvers", "forbidden")
-    return await send(services.temporal, deliverable_id, ApprovalChainWorkflow.reassign,
-                      ReassignInput(actor=user.user, **body.model_dump()))
+    await send(services.temporal, deliverable_id, ApprovalChainWorkflow.reassign,
+               ReassignInput(actor=user.user, **body.model_dump()), services.command_timeout)
+    return await _recorded(services, deliverable_id)

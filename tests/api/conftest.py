@@ -5,6 +5,7 @@ import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,15 +71,18 @@ class ServerThread(threading.Thread):
         self.server.run()
 
 
-@pytest_asyncio.fixture
-async def api(temporal_env, tmp_path) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def serve_api(temporal_env, tmp_path, with_worker: bool = True, **overrides: Any) -> AsyncIterator[Api]:
     settings = Settings(data_dir=tmp_path, event_store=f"sqlite:///{tmp_path / 'events.sqlite'}",
                         temporal_address=temporal_env.client.service_client.config.target_host,
-                        task_queue=f"api-{uuid.uuid4().hex[:8]}", jwt_secret="test-secret-that-is-long-enough-for-hs256", demo=False)
+                        task_queue=f"api-{uuid.uuid4().hex[:8]}",
+                        jwt_secret="test-secret-that-is-long-enough-for-hs256", demo=False, **overrides)
     worker_store = open_application(settings.event_store_url())
     port = free_port()
     server = ServerThread(create_app(settings), port)
-    async with build_worker(temporal_env.client, worker_store, settings.task_queue):
+    async with AsyncExitStack() as stack:
+        if with_worker:
+            await stack.enter_async_context(build_worker(temporal_env.client, worker_store, settings.task_queue))
         server.start()
         while not server.server.started:
             await asyncio.sleep(0.02)
@@ -87,3 +91,9 @@ async def api(temporal_env, tmp_path) -> AsyncIterator[Api]:
         server.server.should_exit = True
         await asyncio.to_thread(server.join, 10)
     worker_store.close()
+
+
+@pytest_asyncio.fixture
+async def api(temporal_env, tmp_path) -> AsyncIterator[Api]:
+    async with serve_api(temporal_env, tmp_path) as served:
+        yield served

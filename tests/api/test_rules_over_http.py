@@ -168,10 +168,15 @@ async def test_policies_are_versioned(api):
     assert r.status_code == 200 and r.json()["version"] == 2
     v1 = (await api.http.get(f"/api/policies/{name}?version=1", headers=api.auth("alice"))).json()
     assert [s["name"] for s in v1["stages"]] == ["design", "engineering", "sponsor"]
-    r = await api.http.put(f"/api/policies/{name}", headers=api.auth("alice"), json=v1)
-    assert r.status_code in (403, 422)
-    r = await api.http.put("/api/policies/Bad Name", headers=api.auth("paula", "pmo"), json={"stages": []})
-    assert r.status_code in (404, 422)
+    spec = {"stages": v1["stages"], "on_revision": v1["on_revision"]}
+    r = await api.http.put(f"/api/policies/{name}", headers=api.auth("alice"), json=spec)
+    assert r.status_code == 403
+    r = await api.http.put(f"/api/policies/{name}", headers=api.auth("paula", "pmo"), json=spec)
+    assert r.status_code == 200 and r.json()["version"] == 3
+    again = await api.http.put(f"/api/policies/{name}", headers=api.auth("paula", "pmo"), json=spec)
+    assert again.status_code == 200 and again.json()["version"] == 3  # the same stages make no new version
+    r = await api.http.put("/api/policies/Bad%20Name", headers=api.auth("paula", "pmo"), json=spec)
+    assert r.status_code == 422
 
 
 async def test_a_policy_the_project_cannot_satisfy_is_refused_without_a_trace(api):
@@ -180,3 +185,63 @@ async def test_a_policy_the_project_cannot_satisfy_is_refused_without_a_trace(ap
     r = await api.submit(project_id, policy, headers={"Idempotency-Key": "too-few"})
     assert r.status_code == 422 and "cannot be satisfied" in r.json()["detail"]
     assert (await api.http.get(f"/api/deliverables?project_id={project_id}", headers=api.auth("alice"))).json() == []
+
+
+async def test_ids_of_other_kinds_and_other_spellings(api):
+    project_id, policy = await api.project(), await api.policy()
+    did = (await api.submit(project_id, policy)).json()["id"]
+    for path in (f"/api/deliverables/{project_id}", f"/api/deliverables/{project_id}/history",
+                 f"/api/projects/{did}"):
+        r = await api.http.get(path, headers=api.auth("paula", "pmo"))
+        assert r.status_code == 404 and r.headers["content-type"] == PROBLEM, (path, r.text)
+    r = await api.http.post("/api/deliverables", headers=api.auth("alice"), json={
+        "project_id": did, "title": "x", "policy": policy, "revision": revision()})
+    assert r.status_code == 404
+    r = await api.decide(did.upper(), "bob")
+    assert r.status_code == 200 and r.json()["stage"]["name"] == "engineering"
+    r = await api.decide(did.replace("-", ""), "carol")
+    assert r.status_code == 200 and r.json()["stage"]["approvals"] == ["carol"]
+
+
+async def test_control_characters_are_refused(api):
+    r = await api.http.post("/api/projects", headers=api.auth("paula", "pmo"),
+                            json={"name": "Northwind\u0000", "members": [{"user": "alice"}]})
+    assert r.status_code == 422
+    project_id, policy = await api.project(), await api.policy()
+    did = (await api.submit(project_id, policy)).json()["id"]
+    r = await api.decide(did, "bob", comment="fine\u0000")
+    assert r.status_code == 422
+
+
+async def test_idempotency_key_compares_the_whole_request(api):
+    first_project, second_project, policy = await api.project(), await api.project(), await api.policy()
+    headers = {"Idempotency-Key": "assets-7"}
+    assert (await api.submit(first_project, policy, headers=headers)).status_code == 201
+    r = await api.submit(second_project, policy, headers=headers)
+    assert r.status_code == 409 and r.json()["type"] == "/problems/idempotency-key-reused"
+
+
+async def test_refused_commands_leave_no_trace_in_the_workflow_history(api, temporal_env):
+    project_id, policy = await api.project(), await api.policy()
+    did = (await api.submit(project_id, policy)).json()["id"]
+    handle = temporal_env.client.get_workflow_handle(f"deliverable-{did}")
+    before = len([e async for e in handle.fetch_history_events()])
+    refused = [
+        ("withdraw", "bob", {}), ("revisions", "bob", revision("v2")), ("revisions", "alice", revision()),
+        ("reassign", "paula", {"approvers": ["alice"], "reason": "x"}), ("decisions", "carol",
+                                                                            {"verdict": "approve", "revision": 1}),
+    ]
+    for action, user, body in refused:
+        r = await api.http.post(f"/api/deliverables/{did}/{action}", headers=api.auth(user), json=body)
+        assert r.status_code in (403, 409), (action, user, r.text)
+    assert len([e async for e in handle.fetch_history_events()]) == before
+
+
+async def test_no_worker_means_503_not_a_hang(temporal_env, tmp_path):
+    from tests.api.conftest import serve_api
+
+    async with serve_api(temporal_env, tmp_path, with_worker=False, command_timeout_seconds=1) as api:
+        project_id, policy = await api.project(), await api.policy()
+        r = await api.submit(project_id, policy, headers={"Idempotency-Key": "k1"})
+        assert r.status_code == 503 and r.headers["content-type"] == PROBLEM
+        assert "Idempotency-Key" in r.json()["detail"]

@@ -13,13 +13,20 @@ def app():
     return Signoff(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
 
 
+def full(app, view):
+    """Commands answer the chain's view; tests read the whole recorded state."""
+    return app.get_deliverable(view.id)
+
+
 def submit(app, spec=None, escalation_path=None, did="00000000-0000-0000-0000-000000000001"):
     project_id = make_project(app, escalation_path)
-    return app.submit_deliverable(did, project_id, "Homepage mockups", "alice", make_policy(app, spec), revision(), "c0")
+    return full(app, app.submit_deliverable(did, project_id, "Homepage mockups", "alice", make_policy(app, spec),
+                                            revision(), "c0"))
 
 
 def decide(app, state, actor, verdict="approve", rev=1, cmd=None, comment="because"):
-    return app.decide(state.id, actor, verdict, comment, rev, cmd or f"{actor}-{verdict}-{rev}-{len(state.decisions)}")
+    return full(app, app.decide(state.id, actor, verdict, comment, rev,
+                                cmd or f"{actor}-{verdict}-{rev}-{len(state.decisions)}"))
 
 
 def test_refused_decisions_record_nothing(app):
@@ -37,8 +44,8 @@ def test_refused_decisions_record_nothing(app):
 
 def test_same_command_twice_records_once(app):
     state = submit(app)
-    once = app.decide(state.id, "bob", "approve", "", 1, "same-id")
-    twice = app.decide(state.id, "bob", "approve", "", 1, "same-id")
+    once = full(app, app.decide(state.id, "bob", "approve", "", 1, "same-id"))
+    twice = full(app, app.decide(state.id, "bob", "approve", "", 1, "same-id"))
     assert once.version == twice.version
     assert [d.actor for d in twice.decisions] == ["bob"]
 
@@ -79,7 +86,7 @@ def test_request_changes_then_revision_restart_and_resume(app):
             app.submit_revision(state.id, "bob", "u", "b" * 64, "", "r-bob")
         with pytest.raises(Conflict):
             app.submit_revision(state.id, "alice", "u", revision()["sha256"], "", "r-same")
-        state = app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "b" * 64, "fixed", "r2")
+        state = full(app, app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "b" * 64, "fixed", "r2"))
         assert (state.status, state.revision, state.stage.name) == ("in_review", 2, expected_stage)
         assert state.stage.approvals == [] and state.stage.decided == []
         with pytest.raises(StaleRevision):
@@ -90,7 +97,7 @@ def test_withdraw_only_by_submitter(app):
     state = submit(app)
     with pytest.raises(Forbidden):
         app.withdraw(state.id, "bob", "", "w1")
-    state = app.withdraw(state.id, "alice", "client paused the project", "w2")
+    state = full(app, app.withdraw(state.id, "alice", "client paused the project", "w2"))
     assert state.status == "withdrawn"
 
 
@@ -115,10 +122,10 @@ def test_escalation_grants_and_grantee_settles(app):
     with pytest.raises(NotEligible):
         decide(app, state, "paula")
     opened = state.stage.opened_at.isoformat()
-    state = app.fire_deadline(state.id, 0, opened, "escalation", 1, "t1")
+    state = full(app, app.fire_deadline(state.id, 0, opened, "escalation", 1, "t1"))
     assert state.escalations[-1].notified == ["pete"] and state.stage.granted == []
-    state = app.fire_deadline(state.id, 0, opened, "escalation", 2, "t2")
-    again = app.fire_deadline(state.id, 0, opened, "escalation", 2, "t2-retry-with-new-id")
+    state = full(app, app.fire_deadline(state.id, 0, opened, "escalation", 2, "t2"))
+    again = full(app, app.fire_deadline(state.id, 0, opened, "escalation", 2, "t2-retry-with-new-id"))
     assert again.version == state.version  # a deadline fires once, whatever the command id
     assert state.stage.granted == ["paula"] and state.stage.escalation_level == 2
     state = decide(app, state, "carol")
@@ -129,7 +136,7 @@ def test_escalation_grants_and_grantee_settles(app):
 
 def test_reassign(app):
     state = submit(app)
-    state = app.reassign(state.id, "paula", ["pete"], "bob is on leave", "ra1")
+    state = full(app, app.reassign(state.id, "paula", ["pete"], "bob is on leave", "ra1"))
     assert state.stage.approvers == ["pete"]
     with pytest.raises(Forbidden):
         app.reassign(state.id, "paula", ["alice"], "no", "ra2")
@@ -148,3 +155,27 @@ def test_members_are_unique():
     app = Signoff(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     with pytest.raises(Invalid):
         app.create_project("x", MEMBERS + MEMBERS[:1], [], [], "paula")
+
+
+def test_people_outside_the_project_are_refused(app):
+    spec = {"stages": [{"name": "legal", "approvers": {"users": ["victor"]}, "rule": "all"}]}
+    with pytest.raises(Invalid, match="victor"):
+        submit(app, spec)
+    spec = {"stages": [{"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any",
+                        "escalation": [{"after": "PT1H", "notify": ["nobody-here"]}]}]}
+    with pytest.raises(Invalid, match="nobody-here"):
+        submit(app, spec, did="00000000-0000-0000-0000-000000000009")
+    state = submit(app, did="00000000-0000-0000-0000-00000000000a")
+    with pytest.raises(Invalid, match="zed"):
+        app.reassign(state.id, "paula", ["zed"], "cover", "ra-zed")
+
+
+def test_late_approver_of_a_closed_stage_gets_a_conflict_until_the_stage_reopens(app):
+    state = decide(app, submit(app), "bob")
+    with pytest.raises(StageClosed):
+        decide(app, state, "bob")
+    state = decide(app, state, "carol", "request_changes", comment="needs dark mode")
+    state = full(app, app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "c" * 64, "", "r2"))
+    assert state.stage.name == "design"
+    with pytest.raises(NotEligible):  # engineering is not closed any more: it lies ahead again
+        decide(app, state, "carol", rev=2)

@@ -10,7 +10,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.client import WithStartWorkflowOperation
 
 from domain.application import Signoff
-from domain.state import DeliverableState
+from domain.state import ChainView
 from tests.builders import make_policy, make_project, revision
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
@@ -24,12 +24,12 @@ class Chains:
     task_queue: str
 
     async def submit(self, policy_spec: dict[str, Any] | None = None, escalation_path: list[dict[str, Any]] | None = None,
-                     submitter: str = "alice") -> tuple[WorkflowHandle, DeliverableState]:
+                     submitter: str = "alice", max_history: int = 10_000) -> tuple[WorkflowHandle, ChainView]:
         project_id = make_project(self.app, escalation_path)
         policy = make_policy(self.app, policy_spec)
         deliverable_id = str(uuid.uuid4())
         chain = ChainInput(deliverable_id=deliverable_id, project_id=project_id, title="Homepage mockups",
-                           submitter=submitter, policy=policy, revision=revision())
+                           submitter=submitter, policy=policy, revision=revision(), max_history=max_history)
         start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=chain_workflow_id(deliverable_id),
                                            task_queue=self.task_queue,
                                            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)

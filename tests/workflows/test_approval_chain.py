@@ -63,3 +63,17 @@ async def test_recorded_history_replays_deterministically(chains):
     replayer = Replayer(workflows=[ApprovalChainWorkflow], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(await handle.fetch_history(), raise_on_replay_failure=False)
     assert result.replay_failure is None
+
+
+async def test_long_chain_continues_as_new_and_keeps_going(chains):
+    spec = {"stages": [{"name": f"stage-{i}", "approvers": {"roles": ["eng"]}, "rule": "any"} for i in range(6)]}
+    handle, state = await chains.submit(spec, max_history=20)
+    first_run = (await handle.describe()).run_id
+    for i in range(6):
+        approver = ("carol", "dan", "erin")[i % 3]
+        state = await handle.execute_update(ApprovalChainWorkflow.decide,
+                                            DecideInput(actor=approver, verdict="approve", revision=1))
+    assert state.status == "approved"
+    assert (await chains.client.get_workflow_handle(handle.id).result())["status"] == "approved"
+    assert (await chains.client.get_workflow_handle(handle.id).describe()).run_id != first_run
+    assert [d.stage_index for d in chains.app.get_deliverable(state.id).decisions] == list(range(6))

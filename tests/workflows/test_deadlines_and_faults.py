@@ -44,7 +44,7 @@ async def test_escalation_notifies_then_grants_and_grantee_settles(chains):
     state = await handle.execute_update(ApprovalChainWorkflow.decide,
                                         DecideInput(actor="paula", verdict="approve", revision=1))
     assert state.status == "approved"
-    assert state.decisions[-1].on_behalf_of == ["carol", "dan", "erin"]
+    assert chains.app.get_deliverable(state.id).decisions[-1].on_behalf_of == ["carol", "dan", "erin"]
 
 
 async def test_a_decision_before_the_deadline_cancels_it(chains):
@@ -54,6 +54,11 @@ async def test_a_decision_before_the_deadline_cancels_it(chains):
                         "escalation": []}]}
     handle, state = await chains.submit(spec)
     await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="bob", verdict="approve", revision=1))
+    # The stage's timer is cancelled in Temporal, not merely ignored when it fires.
+    events = [e async for e in handle.fetch_history_events()]
+    kinds = [e.WhichOneof("attributes") for e in events]
+    assert "timer_started_event_attributes" in kinds and "timer_canceled_event_attributes" in kinds
+    assert "timer_fired_event_attributes" not in kinds
     await asyncio.sleep(1.5)
     assert chains.app.get_deliverable(state.id).escalations == []
 
@@ -122,6 +127,44 @@ async def test_worker_killed_after_recording_completes_on_restart_exactly_once(t
         assert state.status == "approved"
         history = app.deliverable_history(chain.deliverable_id)
         assert [h["actor"] for h in history if h["type"] == "DecisionRecorded"] == ["bob", "carol", "dan", "sam"]
+    finally:
+        for proc in (doomed, survivor):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        app.close()
+
+
+async def test_worker_killed_after_an_escalation_loses_no_decision_sent_meanwhile(temporal_env, tmp_path):
+    url = f"sqlite:///{tmp_path / 'events.sqlite'}"
+    env = {"SIGNOFF_EVENT_STORE": url, "SIGNOFF_TASK_QUEUE": f"kill-{uuid.uuid4().hex[:8]}",
+           "SIGNOFF_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host}
+    app = open_application(url)
+    spec = {"stages": [{"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "all",
+                        "escalation": [{"after": "PT1S", "notify": ["pm"]}]}]}
+    chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(app), title="API specification",
+                       submitter="alice", policy=make_policy(app, spec), revision=revision())
+    doomed = start_worker({**env, "SIGNOFF_FAULTS": "kill-after-deadline:escalation"})
+    survivor = None
+    try:
+        start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=chain_workflow_id(chain.deliverable_id),
+                                           task_queue=env["SIGNOFF_TASK_QUEUE"],
+                                           id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        await temporal_env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
+                                                                    start_workflow_operation=start)
+        handle = await start.workflow_handle()
+        await asyncio.to_thread(doomed.wait, 30)
+        assert doomed.returncode == -9
+        # While no worker runs, a decision arrives; the retried task holds it and the timer together.
+        decision = asyncio.create_task(handle.execute_update(
+            ApprovalChainWorkflow.decide, DecideInput(actor="carol", verdict="approve", revision=1)))
+        await asyncio.sleep(0.5)
+        survivor = start_worker(env)
+        view = await asyncio.wait_for(decision, timeout=60)
+        assert view.stage.approvals == ["carol"]
+        state = app.get_deliverable(chain.deliverable_id)
+        assert [d.actor for d in state.decisions] == ["carol"]
+        assert [e.level for e in state.escalations] == [1]
     finally:
         for proc in (doomed, survivor):
             if proc and proc.poll() is None:
