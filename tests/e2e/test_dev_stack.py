@@ -1,4 +1,5 @@
-"""`signoff dev` as a user starts it: sign off through two stages, stop, start again, all still there."""
+"""`signoff dev` as a user starts it: sign off through two stages, kill -9 everything, start again,
+find it all still there, and stop with Ctrl-C leaving nothing behind."""
 
 import os
 import signal
@@ -43,18 +44,52 @@ class DevStack:
             time.sleep(0.3)
         raise AssertionError("signoff dev did not become ready")
 
-    def stop(self) -> None:
+    def descendants(self) -> list[int]:
+        """Every process below the supervisor (the dev server, the worker, the API)."""
         assert self.proc is not None
+        found, frontier = [], [self.proc.pid]
+        while frontier:
+            out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(frontier.pop())], capture_output=True, text=True)
+            children = [int(pid) for pid in out.stdout.split()]
+            found += children
+            frontier += children
+        return found
+
+    def stop(self) -> None:
+        """Ctrl-C, as a user stops it: it exits cleanly and leaves no process behind."""
+        assert self.proc is not None
+        children = self.descendants()
+        assert len(children) >= 3, children
         self.proc.send_signal(signal.SIGINT)
         assert self.proc.wait(60) == 0
         self.log.close()
-        # Every child went with it: nothing is left in the process group.
-        try:
-            os.killpg(self.proc.pid, 0)
-            alive = True
-        except ProcessLookupError:
-            alive = False
-        assert not alive, "signoff dev left processes behind"
+        assert [pid for pid in children if alive(pid)] == [], "signoff dev left processes behind"
+
+    def kill(self) -> None:
+        """kill -9 of every process at once, as a crash or a pulled plug would."""
+        assert self.proc is not None
+        everyone = [self.proc.pid, *self.descendants()]
+        for pid in everyone:
+            os.kill(pid, signal.SIGKILL)
+        self.proc.wait(30)
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in everyone):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        self.log.close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; only its parent has not read its status yet.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def call(stack: DevStack, method: str, path: str, user: str, roles=(), **kwargs) -> httpx.Response:
@@ -85,7 +120,7 @@ def test_sign_off_survives_a_restart(tmp_path):
                         json={"verdict": "approve", "comment": "go", "revision": 1}).json()
         assert approved["status"] == "approved"
     finally:
-        stack.stop()
+        stack.kill()
 
     stack.start()
     try:
