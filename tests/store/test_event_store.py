@@ -56,3 +56,26 @@ def test_views_catch_up_once_and_resume(store_url):
     assert [r["status"] for r in again.deliverables([project_id], "rejected")] == ["rejected"]
     assert [p["id"] for p in again.projects()] == [project_id]
     app.close()
+
+
+def test_two_readers_catching_up_at_once_read_every_notification_once(store_url):
+    import threading
+
+    app = open_application(store_url)
+    project_id = make_project(app)
+    policy = make_policy(app)
+    ids = [f"6f1c9a34-5d2e-4f7b-9a1c-{i:012d}" for i in range(30)]
+    for i, did in enumerate(ids):
+        app.submit_deliverable(did, project_id, f"Banner {i}", "alice", policy, revision(f"b{i}"), f"c{i}")
+    readers = [ReadModel(open_application(store_url), store_url) for _ in range(2)]
+    counts: list[int] = []
+    threads = [threading.Thread(target=lambda r=r: counts.append(r.catch_up())) for r in readers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(counts) == app.recorder.max_notification_id()  # each notification read by exactly one
+    assert sorted(r["id"] for r in readers[0].deliverables([project_id])) == sorted(ids)
+    for reader in readers:
+        reader.app.close()
+    app.close()
