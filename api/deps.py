@@ -31,14 +31,14 @@ class Services:
         return timedelta(seconds=self.settings.command_timeout_seconds)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
 bearer = HTTPBearer(auto_error=False)
 
 
-def get_principal(services: Annotated[Services, Depends(get_services)],
+async def get_principal(services: Annotated[Services, Depends(get_services)],
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(401, "a bearer token is required", "unauthorized")

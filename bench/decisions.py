@@ -4,12 +4,16 @@
 
 1. bare: N trivial workflows (an update that increments a counter), M sequential updates each.
 2. signoff: N deliverables under a one-stage "all of M eng" policy, approved by a1..aM, one decision
-   after the other per deliverable, through the real API (uvicorn in a thread) and a real worker.
+   after the other per deliverable, through the real API and a real worker.
 Both keep at most C workflows/deliverables in flight; both warm up first; see bench/README.md.
+With --topology processes (the default) every part runs as it does in production: the dev server,
+the worker(s) and the API each in a process of its own, the load from this one; with inprocess the
+worker and the API share this process (as in the API tests).
 """
 
 import argparse
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -18,11 +22,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from temporalio import workflow
+from datetime import timedelta
+
+from temporalio import activity, workflow
 
 # The workflow sandbox re-imports this module for CounterWorkflow; the rest is none of its business.
 with workflow.unsafe.imports_passed_through():
@@ -43,6 +50,11 @@ JWT_SECRET = "bench-secret-that-is-long-enough-for-hs256"
 REVISION = {"uri": "https://files.example/bench.pdf", "sha256": "0" * 64, "note": "bench"}
 
 
+@activity.defn
+async def record_nothing(count: int) -> str:
+    return "x" * 1500
+
+
 @workflow.defn
 class CounterWorkflow:
     """The bare baseline: an Update that only counts; the run ends after `updates` of them."""
@@ -59,6 +71,16 @@ class CounterWorkflow:
     def increment(self) -> int:
         self.count += 1
         return self.count
+
+    @workflow.update
+    async def increment_recorded(self) -> int:
+        """The same, but through a no-op local activity whose result is as large as Signoff's chain
+        view: what recording each decision costs Temporal, without the event store or the rules."""
+        await workflow.execute_local_activity(record_nothing, self.count,
+                                              start_to_close_timeout=timedelta(seconds=10))
+        self.count += 1
+        return self.count
+
 
     @workflow.query
     def current(self) -> int:
@@ -146,7 +168,33 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def bare_run(client: Client, n: int, m: int, c: int) -> tuple[float, list[float]]:
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).resolve().parents[1])
+
+
+async def serve_bare_worker(address: str, task_queue: str) -> None:
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    await Worker(client, task_queue=task_queue, workflows=[CounterWorkflow], activities=[record_nothing]).run()
+
+
+@asynccontextmanager
+async def bare_worker(client: Client, task_queue: str, topology: str, tmp: Path) -> AsyncIterator[None]:
+    if topology == "inprocess":
+        async with Worker(client, task_queue=task_queue, workflows=[CounterWorkflow], activities=[record_nothing]):
+            yield
+        return
+    address = client.service_client.config.target_host
+    process = spawn([sys.executable, __file__, "--serve-bare-worker", address, task_queue], {}, tmp / "bare.log")
+    try:
+        yield
+    finally:
+        stop_process(process)
+
+
+async def bare_run(client: Client, n: int, m: int, c: int, topology: str, tmp: Path,
+                   recorded: bool = False) -> tuple[float, list[float]]:
     task_queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
 
     async def start(count: int) -> list[Any]:
@@ -158,10 +206,11 @@ async def bare_run(client: Client, n: int, m: int, c: int) -> tuple[float, list[
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
     async def update(handle: Any, step: int) -> None:
-        result = await handle.execute_update(CounterWorkflow.increment)
+        update = CounterWorkflow.increment_recorded if recorded else CounterWorkflow.increment
+        result = await handle.execute_update(update)
         assert result == step + 1, (result, step)
 
-    async with Worker(client, task_queue=task_queue, workflows=[CounterWorkflow]):
+    async with bare_worker(client, task_queue, topology, tmp):
         await drive(await start(c), m, update, c)  # warm-up
         handles = await start(n)
         measured = await drive(handles, m, update, c)
@@ -169,30 +218,64 @@ async def bare_run(client: Client, n: int, m: int, c: int) -> tuple[float, list[
     return measured
 
 
-async def signoff_run(client: Client, tmp: Path, n: int, m: int, c: int) -> tuple[float, list[float]]:
+async def signoff_run(client: Client, tmp: Path, n: int, m: int, c: int, topology: str,
+                      workers: int) -> tuple[float, list[float]]:
     settings = Settings(data_dir=tmp, event_store=f"sqlite:///{tmp / 'events.sqlite'}",
                         temporal_address=client.service_client.config.target_host,
-                        task_queue=f"bench-signoff-{uuid.uuid4().hex[:8]}", jwt_secret=JWT_SECRET, demo=False)
+                        task_queue=f"bench-signoff-{uuid.uuid4().hex[:8]}", jwt_secret=JWT_SECRET, demo=False,
+                        port=free_port())
     approvers = [f"a{i}" for i in range(1, m + 1)]
     auth = {user: {"Authorization": f"Bearer {mint_token(JWT_SECRET, user, roles)}"}
             for user, roles in [("paula", ["pmo"]), ("alice", []), *((a, []) for a in approvers)]}
-    worker_store = open_application(settings.event_store_url())
-    port = free_port()
-    server = ServerThread(create_app(settings), port)
+    async with signoff_stack(client, settings, topology, workers, tmp):
+        limits = httpx.Limits(max_connections=c + 4)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=60, limits=limits) as http:
+            return await signoff_measure(http, auth, approvers, n, c)
+
+
+@asynccontextmanager
+async def signoff_stack(client: Client, settings: Settings, topology: str, workers: int,
+                        tmp: Path) -> AsyncIterator[None]:
+    """The API and the worker(s): `signoff api` and `signoff worker` processes, or both in this one."""
+    if topology == "inprocess":
+        worker_store = open_application(settings.event_store_url())
+        server = ServerThread(create_app(settings), settings.port)
+        try:
+            async with build_worker(client, worker_store, settings.task_queue):
+                server.start()
+                await wait_until_ready(settings.port, lambda: server.is_alive())
+                yield
+        finally:
+            server.server.should_exit = True
+            await asyncio.to_thread(server.join, 10)
+            worker_store.close()
+        return
+    env = {f"SIGNOFF_{key.upper()}": str(value) for key, value in settings.model_dump().items()}
+    signoff = str(Path(sys.executable).with_name("signoff"))
+    processes = [spawn([signoff, "worker"], env, tmp / f"worker-{i}.log") for i in range(workers)]
+    processes.append(spawn([signoff, "api"], env, tmp / "api.log"))
     try:
-        async with build_worker(client, worker_store, settings.task_queue):
-            server.start()
-            while not server.server.started:
-                if not server.is_alive():
-                    raise RuntimeError("the API did not start")
-                await asyncio.sleep(0.02)
-            limits = httpx.Limits(max_connections=c + 4)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits) as http:
-                return await signoff_measure(http, auth, approvers, n, c)
+        await wait_until_ready(settings.port, lambda: all(p.poll() is None for p in processes))
+        yield
     finally:
-        server.server.should_exit = True
-        await asyncio.to_thread(server.join, 10)
-        worker_store.close()
+        for process in processes:
+            stop_process(process)
+
+
+async def wait_until_ready(port: int, running: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as http:
+        while True:
+            if not running():
+                raise RuntimeError("the API or a worker did not start; see the logs in the temp dir")
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API did not become ready")
+            await asyncio.sleep(0.1)
 
 
 async def signoff_measure(http: httpx.AsyncClient, auth: dict[str, dict[str, str]], approvers: list[str],
@@ -233,24 +316,34 @@ async def signoff_measure(http: httpx.AsyncClient, auth: dict[str, dict[str, str
     return measured
 
 
-def report(n: int, m: int, c: int, bare: tuple[float, list[float]], signoff: tuple[float, list[float]]) -> None:
+Measured = tuple[float, list[float]]
+
+
+def report(n: int, m: int, c: int, bare: Measured, recorded: Measured, signoff: Measured) -> None:
     print(f"{n} workflows/deliverables x {m} sequential updates/decisions, concurrency {c}")
-    print(f"{'':18}{'ops':>6}{'wall s':>9}{'ops/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
-    for name, (wall, lat) in (("bare update", bare), ("signoff decision", signoff)):
-        print(f"{name:18}{len(lat):>6}{wall:>9.2f}{len(lat) / wall:>9.1f}"
+    print(f"{'':28}{'ops':>6}{'wall s':>9}{'ops/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    rows = (("bare update", bare), ("update + local activity", recorded), ("signoff decision (HTTP)", signoff))
+    for name, (wall, lat) in rows:
+        print(f"{name:28}{len(lat):>6}{wall:>9.2f}{len(lat) / wall:>9.1f}"
               f"{percentile(lat, 0.50) * 1000:>9.1f}{percentile(lat, 0.99) * 1000:>9.1f}")
-    ratio = (len(signoff[1]) / signoff[0]) / (len(bare[1]) / bare[0])
-    print(f"ratio signoff_rate / bare_rate: {ratio:.2f}")
+
+    def rate(measured: Measured) -> float:
+        return len(measured[1]) / measured[0]
+
+    print(f"ratio signoff_rate / bare_rate: {rate(signoff) / rate(bare):.2f}")
+    print(f"ratio signoff_rate / (update + local activity)_rate: {rate(signoff) / rate(recorded):.2f}")
 
 
-async def main(n: int, m: int, c: int) -> None:
+async def main(n: int, m: int, c: int, topology: str, workers: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="signoff-bench-"))
     process, address = start_dev_server(tmp)
     try:
         client = await connect_when_ready(address, process)
-        bare = await bare_run(client, n, m, c)
-        signoff = await signoff_run(client, tmp, n, m, c)
-        report(n, m, c, bare, signoff)
+        bare = await bare_run(client, n, m, c, topology, tmp)
+        recorded = await bare_run(client, n, m, c, topology, tmp, recorded=True)
+        signoff = await signoff_run(client, tmp, n, m, c, topology, workers)
+        print(f"topology: {topology}" + (f", {workers} signoff worker process(es)" if topology == "processes" else ""))
+        report(n, m, c, bare, recorded, signoff)
     finally:
         stop_process(process)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -261,5 +354,12 @@ if __name__ == "__main__":
     parser.add_argument("--deliverables", "-n", type=int, default=400, help="workflows/deliverables (N)")
     parser.add_argument("--approvers", "-m", type=int, default=5, help="updates/decisions per item (M)")
     parser.add_argument("--concurrency", "-c", type=int, default=8, help="items in flight at once (C)")
+    parser.add_argument("--topology", choices=["processes", "inprocess"], default="processes",
+                        help="API and worker(s) in processes of their own (as deployed) or in this one")
+    parser.add_argument("--workers", type=int, default=1, help="signoff worker processes (processes topology)")
+    parser.add_argument("--serve-bare-worker", nargs=2, metavar=("ADDRESS", "TASK_QUEUE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.deliverables, args.approvers, args.concurrency))
+    if args.serve_bare_worker:
+        asyncio.run(serve_bare_worker(*args.serve_bare_worker))
+    else:
+        asyncio.run(main(args.deliverables, args.approvers, args.concurrency, args.topology, args.workers))

@@ -7,8 +7,17 @@ from domain.application import Signoff
 from domain.errors import Invalid
 
 
+# Recently used aggregates stay in memory; each read still fetches the events recorded since
+# (fast-forward), so several processes writing the same store never read a stale aggregate.
+CACHE = {"AGGREGATE_CACHE_MAXSIZE": "10000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
+
+
 def store_env(url: str) -> dict[str, str]:
     """eventsourcing's environment for `sqlite:///path` or `postgresql://user:pw@host:port/db?schema=s`."""
+    return {**CACHE, **_persistence_env(url)}
+
+
+def _persistence_env(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = unquote(parts.path)

@@ -3,7 +3,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from api.auth import Principal
 from api.chains import AlreadyExists, open_chain, send
@@ -49,9 +49,11 @@ def _visible_deliverable_project(services: Services, user: Principal, deliverabl
     return project
 
 
-async def _recorded(services: Services, deliverable_id: str) -> DeliverableState:
+async def _recorded(services: Services, deliverable_id: str) -> Response:
     # The workflow answers once the command is in the event store; the full state is read from there.
-    return await asyncio.to_thread(services.store.get_deliverable, deliverable_id)
+    # Serialised here, once: the state is already a validated DeliverableState.
+    state = await asyncio.to_thread(services.store.get_deliverable, deliverable_id)
+    return Response(state.model_dump_json(), media_type="application/json")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DeliverableState)
@@ -114,7 +116,7 @@ async def history(deliverable_id: DeliverableId, user: CurrentUser, services: Sv
 
 
 @router.post("/{deliverable_id}/decisions", response_model=DeliverableState)
-async def decide(deliverable_id: DeliverableId, body: DecisionIn, user: CurrentUser, services: Svc) -> DeliverableState:
+async def decide(deliverable_id: DeliverableId, body: DecisionIn, user: CurrentUser, services: Svc) -> Response:
     """Approve, reject or request changes on the current stage; answers once the decision is recorded."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     await send(services.temporal, deliverable_id, ApprovalChainWorkflow.decide,
@@ -123,7 +125,7 @@ async def decide(deliverable_id: DeliverableId, body: DecisionIn, user: CurrentU
 
 
 @router.post("/{deliverable_id}/revisions", response_model=DeliverableState)
-async def submit_revision(deliverable_id: DeliverableId, body: RevisionIn, user: CurrentUser, services: Svc) -> DeliverableState:
+async def submit_revision(deliverable_id: DeliverableId, body: RevisionIn, user: CurrentUser, services: Svc) -> Response:
     """The submitter's new revision; the policy's on_revision says where the chain starts again."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     await send(services.temporal, deliverable_id, ApprovalChainWorkflow.submit_revision,
@@ -132,7 +134,7 @@ async def submit_revision(deliverable_id: DeliverableId, body: RevisionIn, user:
 
 
 @router.post("/{deliverable_id}/withdraw", response_model=DeliverableState)
-async def withdraw(deliverable_id: DeliverableId, user: CurrentUser, services: Svc, body: WithdrawIn | None = None) -> DeliverableState:
+async def withdraw(deliverable_id: DeliverableId, user: CurrentUser, services: Svc, body: WithdrawIn | None = None) -> Response:
     """The submitter withdraws the deliverable; its chain ends."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     await send(services.temporal, deliverable_id, ApprovalChainWorkflow.withdraw,
@@ -141,7 +143,7 @@ async def withdraw(deliverable_id: DeliverableId, user: CurrentUser, services: S
 
 
 @router.post("/{deliverable_id}/reassign", response_model=DeliverableState)
-async def reassign(deliverable_id: DeliverableId, body: ReassignIn, user: CurrentUser, services: Svc) -> DeliverableState:
+async def reassign(deliverable_id: DeliverableId, body: ReassignIn, user: CurrentUser, services: Svc) -> Response:
     """Replace the open stage's approvers (pmo or admin, or the project's pmo)."""
     project = await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     if not (user.is_pmo_or_admin or "pmo" in project.roles_of(user.user)):
