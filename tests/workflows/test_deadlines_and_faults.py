@@ -5,7 +5,11 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WithStartWorkflowOperation
@@ -94,80 +98,81 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen:
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-async def test_worker_killed_after_recording_completes_on_restart_exactly_once(temporal_env, tmp_path):
+@dataclass
+class Crash:
+    """A chain served by a worker process that dies (SIGKILL) at the fault named, and the means to
+    start a healthy worker in its place."""
+
+    app: Any
+    chain: ChainInput
+    handle: Any
+    doomed: subprocess.Popen
+    env: dict[str, str]
+    processes: list[subprocess.Popen]
+
+    def start_survivor(self) -> None:
+        self.processes.append(start_worker(self.env))
+
+
+@asynccontextmanager
+async def crashing_chain(temporal_env, tmp_path, fault: str, spec=None) -> AsyncIterator[Crash]:
     url = f"sqlite:///{tmp_path / 'events.sqlite'}"
     env = {"SIGNOFF_EVENT_STORE": url, "SIGNOFF_TASK_QUEUE": f"kill-{uuid.uuid4().hex[:8]}",
            "SIGNOFF_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host}
     app = open_application(url)
     chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(app), title="Homepage mockups",
-                       submitter="alice", policy=make_policy(app), revision=revision())
-    doomed = start_worker({**env, "SIGNOFF_FAULTS": "kill-after-record:KILL-ME"})
-    survivor = None
+                       submitter="alice", policy=make_policy(app, spec), revision=revision())
+    doomed = start_worker({**env, "SIGNOFF_FAULTS": fault})
+    processes = [doomed]
     try:
         start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=chain_workflow_id(chain.deliverable_id),
                                            task_queue=env["SIGNOFF_TASK_QUEUE"],
                                            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
         await temporal_env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
                                                                     start_workflow_operation=start)
-        handle = await start.workflow_handle()
-        decision = asyncio.create_task(handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
-            actor="bob", verdict="approve", comment="KILL-ME please", revision=1)))
-        await asyncio.to_thread(doomed.wait, 30)
-        assert doomed.returncode == -9, doomed.stderr.read().decode()[-2000:]
-        # Recorded, but Temporal never heard back: the caller is still waiting.
-        assert [d.actor for d in app.get_deliverable(chain.deliverable_id).decisions] == ["bob"]
-        assert not decision.done()
-        survivor = start_worker(env)
-        state = await asyncio.wait_for(decision, timeout=60)
-        assert state.stage.name == "engineering"
-        for actor in ("carol", "dan"):
-            await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor=actor, verdict="approve", revision=1))
-        state = await handle.execute_update(ApprovalChainWorkflow.decide,
-                                            DecideInput(actor="sam", verdict="approve", revision=1))
-        assert state.status == "approved"
-        history = app.deliverable_history(chain.deliverable_id)
-        assert [h["actor"] for h in history if h["type"] == "DecisionRecorded"] == ["bob", "carol", "dan", "sam"]
+        yield Crash(app, chain, await start.workflow_handle(), doomed, env, processes)
     finally:
-        for proc in (doomed, survivor):
-            if proc and proc.poll() is None:
+        for proc in processes:
+            if proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
         app.close()
+
+
+async def test_worker_killed_after_recording_completes_on_restart_exactly_once(temporal_env, tmp_path):
+    async with crashing_chain(temporal_env, tmp_path, "kill-after-record:KILL-ME") as crash:
+        handle, did = crash.handle, crash.chain.deliverable_id
+        decision = asyncio.create_task(handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+            actor="bob", verdict="approve", comment="KILL-ME please", revision=1)))
+        await asyncio.to_thread(crash.doomed.wait, 30)
+        assert crash.doomed.returncode == -9, crash.doomed.stderr.read().decode()[-2000:]
+        # Recorded, but Temporal never heard back: the caller is still waiting.
+        assert [d.actor for d in crash.app.get_deliverable(did).decisions] == ["bob"]
+        assert not decision.done()
+        crash.start_survivor()
+        state = await asyncio.wait_for(decision, timeout=60)
+        assert state.stage.name == "engineering"
+        for actor in ("carol", "dan", "sam"):
+            state = await handle.execute_update(ApprovalChainWorkflow.decide,
+                                                DecideInput(actor=actor, verdict="approve", revision=1))
+        assert state.status == "approved"
+        history = crash.app.deliverable_history(did)
+        assert [h["actor"] for h in history if h["type"] == "DecisionRecorded"] == ["bob", "carol", "dan", "sam"]
 
 
 async def test_worker_killed_after_an_escalation_loses_no_decision_sent_meanwhile(temporal_env, tmp_path):
-    url = f"sqlite:///{tmp_path / 'events.sqlite'}"
-    env = {"SIGNOFF_EVENT_STORE": url, "SIGNOFF_TASK_QUEUE": f"kill-{uuid.uuid4().hex[:8]}",
-           "SIGNOFF_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host}
-    app = open_application(url)
     spec = {"stages": [{"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "all",
                         "escalation": [{"after": "PT1S", "notify": ["pm"]}]}]}
-    chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(app), title="API specification",
-                       submitter="alice", policy=make_policy(app, spec), revision=revision())
-    doomed = start_worker({**env, "SIGNOFF_FAULTS": "kill-after-deadline:escalation"})
-    survivor = None
-    try:
-        start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=chain_workflow_id(chain.deliverable_id),
-                                           task_queue=env["SIGNOFF_TASK_QUEUE"],
-                                           id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-        await temporal_env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
-                                                                    start_workflow_operation=start)
-        handle = await start.workflow_handle()
-        await asyncio.to_thread(doomed.wait, 30)
-        assert doomed.returncode == -9
+    async with crashing_chain(temporal_env, tmp_path, "kill-after-deadline:escalation", spec) as crash:
+        await asyncio.to_thread(crash.doomed.wait, 30)
+        assert crash.doomed.returncode == -9
         # While no worker runs, a decision arrives; the retried task holds it and the timer together.
-        decision = asyncio.create_task(handle.execute_update(
+        decision = asyncio.create_task(crash.handle.execute_update(
             ApprovalChainWorkflow.decide, DecideInput(actor="carol", verdict="approve", revision=1)))
         await asyncio.sleep(0.5)
-        survivor = start_worker(env)
+        crash.start_survivor()
         view = await asyncio.wait_for(decision, timeout=60)
         assert view.stage.approvals == ["carol"]
-        state = app.get_deliverable(chain.deliverable_id)
+        state = crash.app.get_deliverable(crash.chain.deliverable_id)
         assert [d.actor for d in state.decisions] == ["carol"]
         assert [e.level for e in state.escalations] == [1]
-    finally:
-        for proc in (doomed, survivor):
-            if proc and proc.poll() is None:
-                proc.terminate()
-                proc.wait(10)
-        app.close()
