@@ -13,8 +13,16 @@ from eventsourcing.domain import Aggregate, event
 from domain.deadlines import escalation_steps, stage_deadlines
 from domain.errors import Invalid
 from domain.project import resolve_people, roles_by_user
-from domain.rules import (check_decision, check_reassignment, check_revision, check_withdrawal, required_approvals,
-                          satisfiable, stage_passes, unique)
+from domain.rules import (
+    check_decision,
+    check_reassignment,
+    check_revision,
+    check_withdrawal,
+    required_approvals,
+    satisfiable,
+    stage_passes,
+    unique,
+)
 from domain.state import ChainView, DeliverableState
 
 

@@ -1,8 +1,17 @@
 """Pure approval rules, shared by the workflow's validators (cheap, before anything reaches history)
 and the aggregate (the record, which checks again)."""
 
-from domain.errors import (AlreadyDecided, ChainFinished, Conflict, Forbidden, Invalid, NotEligible, SelfApproval,
-                           StageClosed, StaleRevision)
+from domain.errors import (
+    AlreadyDecided,
+    ChainFinished,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotEligible,
+    SelfApproval,
+    StageClosed,
+    StaleRevision,
+)
 from domain.state import ChainView
 
 

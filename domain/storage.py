@@ -6,7 +6,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from domain.application import Signoff
 from domain.errors import Invalid
 
-
 # Recently used aggregates stay in memory; each read still fetches the events recorded since
 # (fast-forward), so several processes writing the same store never read a stale aggregate.
 CACHE = {"AGGREGATE_CACHE_MAXSIZE": "10000", "AGGREGATE_CACHE_FASTFORWARD": "y"}

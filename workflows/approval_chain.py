@@ -20,8 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import DomainError
     from domain.state import ChainView
     from workflows.activities import ChainActivities
-    from workflows.messages import (ChainInput, DecideInput, ReassignInput, Recording, RevisionInput,
-                                    WithdrawInput)
+    from workflows.messages import ChainInput, DecideInput, ReassignInput, Recording, RevisionInput, WithdrawInput
 
 RECORD_TIMEOUT = timedelta(seconds=30)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5))

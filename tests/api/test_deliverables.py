@@ -1,6 +1,4 @@
-import asyncio
 
-from tests.builders import revision
 
 
 async def test_sign_off_through_every_stage(api):

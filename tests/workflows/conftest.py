@@ -1,4 +1,3 @@
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
