@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = measured = metrics.Metrics()
     for module in (projects, policies, deliverables, inbox, health, metrics):
         app.include_router(module.router)
-    app.add_middleware(metrics.MetricsMiddleware, metrics=measured)
+    # Added last, so outermost: refusals of the body limit are measured too.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.MetricsMiddleware, metrics=measured)
     return app

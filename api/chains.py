@@ -20,6 +20,8 @@ from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, chain_workflow_id
 
 ERROR_TYPES = error_types()
+UNKNOWN_OUTCOME = ("a command not yet taken up now expires and is never applied, one taken up is being recorded: "
+                   "read the deliverable in a few seconds to learn which")
 
 
 class AlreadyExists(Exception):
@@ -40,7 +42,8 @@ async def open_chain(client: Client, task_queue: str, chain: ChainInput, timeout
     except WorkflowUpdateFailedError as exc:
         raise refusal(exc) from None
     except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as exc:
-        raise unavailable(exc, "send the same request with the same Idempotency-Key to learn the outcome") from None
+        raise unavailable(exc, "send the same request with the same Idempotency-Key to learn whether it was "
+                               "made: a repeat never makes a second deliverable") from None
 
 
 async def send(client: Client, deliverable_id: str, update: Any, arg: Any, timeout: timedelta) -> ChainView:
@@ -52,9 +55,9 @@ async def send(client: Client, deliverable_id: str, update: Any, arg: Any, timeo
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND or "already completed" in str(exc).lower():
             raise domain_problem(ChainFinished("the chain has ended; it takes no more commands")) from None
-        raise unavailable(exc, "read the deliverable to learn whether the command was recorded") from None
+        raise unavailable(exc, UNKNOWN_OUTCOME) from None
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-        raise unavailable(exc, "read the deliverable to learn whether the command was recorded") from None
+        raise unavailable(exc, UNKNOWN_OUTCOME) from None
 
 
 def unavailable(exc: Exception, advice: str) -> Problem:

@@ -1,7 +1,7 @@
 """What every route depends on: the caller, and the clients created once in the app's lifespan."""
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -29,6 +29,10 @@ class Services:
     @property
     def command_timeout(self) -> timedelta:
         return timedelta(seconds=self.settings.command_timeout_seconds)
+
+    def command_deadline(self) -> datetime:
+        """Past this the workflow refuses a command: after the caller has heard 503, it never applies."""
+        return datetime.now(timezone.utc) + self.command_timeout
 
 
 async def get_services(request: Request) -> Services:

@@ -4,6 +4,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -54,6 +55,14 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
         return problem_response(422, detail, "validation-error", errors=errors)
+
+    @app.exception_handler(PersistenceOperationalError)
+    async def _store_busy(_: Request, exc: PersistenceOperationalError) -> JSONResponse:
+        log.warning("event store unavailable: %s", exc)
+        response = problem_response(503, "the event store is busy or unreachable; try again shortly",
+                                    "store-unavailable")
+        response.headers["Retry-After"] = "2"
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -53,6 +53,10 @@ class ConcurrentChange(Conflict):
     pass
 
 
+class CommandExpired(Conflict):
+    pass
+
+
 def error_types() -> dict[str, type[DomainError]]:
     """Every domain error class by name, so a type carried across Temporal can be rebuilt."""
     found: dict[str, type[DomainError]] = {}

@@ -38,12 +38,13 @@ def roles_by_user(members: list[dict[str, Any]]) -> dict[str, set[str]]:
 
 
 def resolve_people(names: list[str], members: list[dict[str, Any]]) -> list[str]:
-    """Names that are project roles become their members; any other name is taken as a user id."""
+    """Names that are project roles become their members, names of members stay; a role nobody on
+    the project holds (yet) reaches nobody, and nobody outside the project is ever notified."""
     by_user = roles_by_user(members)
     people: list[str] = []
     for name in names:
         holders = [user for user, roles in by_user.items() if name in roles]
-        for user in holders or [name]:
+        for user in holders or ([name] if name in by_user else []):
             if user not in people:
                 people.append(user)
     return people

@@ -17,10 +17,18 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import rules
-    from domain.errors import DomainError
+    from domain.errors import CommandExpired, DomainError
     from domain.state import ChainView
     from workflows.activities import ChainActivities
-    from workflows.messages import ChainInput, DecideInput, ReassignInput, Recording, RevisionInput, WithdrawInput
+    from workflows.messages import (
+        ChainInput,
+        Command,
+        DecideInput,
+        ReassignInput,
+        Recording,
+        RevisionInput,
+        WithdrawInput,
+    )
 
 RECORD_TIMEOUT = timedelta(seconds=30)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5))
@@ -146,7 +154,9 @@ class ApprovalChainWorkflow:
     def _check_reassignment(self, view: ChainView, cmd: ReassignInput) -> None:
         rules.check_reassignment(view, cmd.approvers)
 
-    def _validate(self, check: Callable[[ChainView, Any], None], cmd: Any) -> None:
+    def _validate(self, check: Callable[[ChainView, Any], None], cmd: Command) -> None:
+        if cmd.expires_at is not None and workflow.now() > cmd.expires_at:
+            raise refuse(CommandExpired("the command came after its caller had stopped waiting for it"))
         if self.view is None:
             return  # not opened yet: the handler waits for the lock and the aggregate decides
         try:
@@ -154,13 +164,13 @@ class ApprovalChainWorkflow:
         except DomainError as exc:
             raise refuse(exc) from None
 
-    async def _command(self, activity: Any, cmd: Any, check: Callable[[ChainView, Any], None]) -> ChainView:
+    async def _command(self, activity: Any, cmd: Command, check: Callable[[ChainView, Any], None]) -> ChainView:
         async with self.lock:
             self._validate(check, cmd)  # again: a command ahead of this one may have changed the view
             info = workflow.current_update_info()
             assert info is not None
             # The update's own id names the command: stable across task retries, unique per command.
-            return await self._record(activity, cmd.model_dump(), f"update:{info.id}")
+            return await self._record(activity, cmd.arguments(), f"update:{info.id}")
 
     async def _record(self, activity: Any, args: dict[str, Any], command: str) -> ChainView:
         recording = Recording(deliverable_id=self.input.deliverable_id,

@@ -1,8 +1,9 @@
 """Inputs and outputs of the approval-chain workflow and its activities: one model each, so fields can grow."""
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from domain.state import ChainView, Verdict
 
@@ -23,30 +24,37 @@ class ChainInput(BaseModel):
     # Set when the chain continues as new: the view it had, so nothing is recorded twice.
     view: ChainView | None = None
     # Continue as new past this many history events, even before the server suggests it.
-    max_history: int = 10_000
+    max_history: int = Field(default=10_000, ge=20)
 
 
-class DecideInput(BaseModel):
+class Command(BaseModel):
     actor: str
+    # Past this moment the workflow refuses the command: a caller who gave up waiting (503) can
+    # rely on a command that was not yet taken up never being applied later.
+    expires_at: datetime | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        """What the use case records: the command without its delivery deadline."""
+        return self.model_dump(exclude={"expires_at"})
+
+
+class DecideInput(Command):
     verdict: Verdict
     comment: str = ""
     revision: int
 
 
-class RevisionInput(BaseModel):
-    actor: str
+class RevisionInput(Command):
     uri: str
     sha256: str
     note: str = ""
 
 
-class WithdrawInput(BaseModel):
-    actor: str
+class WithdrawInput(Command):
     reason: str = ""
 
 
-class ReassignInput(BaseModel):
-    actor: str
+class ReassignInput(Command):
     approvers: list[str]
     reason: str
 

@@ -62,13 +62,19 @@ async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc,
     """Submit a deliverable with its first revision; its approval chain starts at the policy's first stage.
     The same Idempotency-Key from the same user answers the same deliverable."""
     project = await asyncio.to_thread(visible_project, services, user, body.project_id)
+    deliverable_id = (str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.user}\n{idempotency_key}"))
+                      if idempotency_key else str(uuid.uuid4()))
+    if idempotency_key:
+        try:  # a retry answers what the first request made, even if the policy has changed since
+            return _same_request(await asyncio.to_thread(services.store.get_deliverable, deliverable_id),
+                                 body, str(project.id))
+        except NotFound:
+            pass
     if not project.is_member(user.user):
         raise Problem(403, "only members of the project submit deliverables to it", "forbidden")
     policy = await asyncio.to_thread(services.store.get_policy, body.policy)
     # Before anything starts, so a refusal leaves no trace.
-    check_policy_fits(policy, project.members, user.user, project.escalation_path)
-    deliverable_id = (str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.user}\n{idempotency_key}"))
-                      if idempotency_key else str(uuid.uuid4()))
+    check_policy_fits(policy, project.members, user.user)
     chain = ChainInput(deliverable_id=deliverable_id, project_id=str(project.id), title=body.title,
                        submitter=user.user, policy=policy, revision=body.revision.model_dump())
     try:
@@ -76,10 +82,13 @@ async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc,
     except AlreadyExists:
         pass  # its chain has ended already: the record answers
     state = await asyncio.to_thread(services.store.get_deliverable, deliverable_id)
+    return _same_request(state, body, str(project.id)) if idempotency_key else state
+
+
+def _same_request(state: DeliverableState, body: DeliverableCreate, project_id: str) -> DeliverableState:
     first = state.revisions[0]
-    asked = (str(project.id), body.policy, body.title, body.revision.uri, body.revision.sha256, body.revision.note)
-    if idempotency_key and asked != (state.project_id, state.policy.name, state.title, first.uri, first.sha256,
-                                     first.note):
+    asked = (project_id, body.policy, body.title, body.revision.uri, body.revision.sha256, body.revision.note)
+    if asked != (state.project_id, state.policy.name, state.title, first.uri, first.sha256, first.note):
         raise Problem(409, "this Idempotency-Key was used for a different deliverable", "idempotency-key-reused")
     return state
 
@@ -89,8 +98,8 @@ async def list_deliverables(user: CurrentUser, services: Svc, project_id: str | 
                             status: Status | None = None) -> list[dict[str, Any]]:
     """Deliverables of the projects the caller may see, newest change first."""
     if project_id:
-        await asyncio.to_thread(visible_project, services, user, project_id)
-        project_ids = [project_id]
+        project = await asyncio.to_thread(visible_project, services, user, project_id)
+        project_ids = [str(project.id)]
     else:
         projects = await asyncio.to_thread(services.views.projects)
         project_ids = [p["id"] for p in projects
@@ -120,7 +129,7 @@ async def decide(deliverable_id: DeliverableId, body: DecisionIn, user: CurrentU
     """Approve, reject or request changes on the current stage; answers once the decision is recorded."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     await send(services.temporal, deliverable_id, ApprovalChainWorkflow.decide,
-               DecideInput(actor=user.user, **body.model_dump()), services.command_timeout)
+               DecideInput(actor=user.user, expires_at=services.command_deadline(), **body.model_dump()), services.command_timeout)
     return await _recorded(services, deliverable_id)
 
 
@@ -129,7 +138,7 @@ async def submit_revision(deliverable_id: DeliverableId, body: RevisionIn, user:
     """The submitter's new revision; the policy's on_revision says where the chain starts again."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     await send(services.temporal, deliverable_id, ApprovalChainWorkflow.submit_revision,
-               RevisionInput(actor=user.user, **body.model_dump()), services.command_timeout)
+               RevisionInput(actor=user.user, expires_at=services.command_deadline(), **body.model_dump()), services.command_timeout)
     return await _recorded(services, deliverable_id)
 
 
@@ -138,7 +147,7 @@ async def withdraw(deliverable_id: DeliverableId, user: CurrentUser, services: S
     """The submitter withdraws the deliverable; its chain ends."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     await send(services.temporal, deliverable_id, ApprovalChainWorkflow.withdraw,
-               WithdrawInput(actor=user.user, reason=body.reason if body else ""), services.command_timeout)
+               WithdrawInput(actor=user.user, expires_at=services.command_deadline(), reason=body.reason if body else ""), services.command_timeout)
     return await _recorded(services, deliverable_id)
 
 
@@ -148,6 +157,9 @@ async def reassign(deliverable_id: DeliverableId, body: ReassignIn, user: Curren
     project = await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     if not (user.is_pmo_or_admin or "pmo" in project.roles_of(user.user)):
         raise Problem(403, "only pmo or admin reassign approvers", "forbidden")
+    strangers = [person for person in body.approvers if not project.is_member(person)]
+    if strangers:  # refused here, so the refusal never reaches the chain's history
+        raise Problem(422, f"{', '.join(strangers)} is not a member of this project", "invalid")
     await send(services.temporal, deliverable_id, ApprovalChainWorkflow.reassign,
-               ReassignInput(actor=user.user, **body.model_dump()), services.command_timeout)
+               ReassignInput(actor=user.user, expires_at=services.command_deadline(), **body.model_dump()), services.command_timeout)
     return await _recorded(services, deliverable_id)

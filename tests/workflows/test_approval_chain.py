@@ -40,6 +40,21 @@ async def test_submitter_and_outsiders_are_refused_before_history(chains):
         "Submitted", "StageOpened"]
 
 
+async def test_a_command_past_its_deadline_is_refused(chains):
+    from datetime import datetime, timedelta, timezone
+
+    handle, _ = await chains.submit()
+    late = datetime.now(timezone.utc) - timedelta(seconds=1)
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(ApprovalChainWorkflow.decide,
+                                    DecideInput(actor="bob", verdict="approve", revision=1, expires_at=late))
+    assert update_error_type(err.value) == "CommandExpired"
+    soon = datetime.now(timezone.utc) + timedelta(seconds=30)
+    view = await handle.execute_update(ApprovalChainWorkflow.decide,
+                                       DecideInput(actor="bob", verdict="approve", revision=1, expires_at=soon))
+    assert view.stage.name == "engineering"
+
+
 async def test_concurrent_any_stage_one_wins(chains):
     spec = {"stages": [{"name": "eng", "approvers": {"roles": ["eng"]}, "rule": "any"},
                        {"name": "sponsor", "approvers": {"users": ["sam"]}, "rule": "all"}]}
