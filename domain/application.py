@@ -126,7 +126,13 @@ class Signoff(Application):
         events = list(self.events.get(uid))
         if not events or not isinstance(events[0], Deliverable.Submitted):
             raise NotFound(f"no deliverable {deliverable_id}")
-        return [history_entry(e, f"deliverable-{uid}") for e in events]
+        entries, revision = [], 1
+        for stored in events:
+            entry = history_entry(stored, f"deliverable-{uid}")
+            revision = entry.get("number", revision) if entry["type"] == "RevisionSubmitted" else revision
+            entry.setdefault("revision", revision)  # every event names the revision it happened on
+            entries.append(entry)
+        return entries
 
     # ---- plumbing -----------------------------------------------------------------------------
     def _change(self, deliverable_id: str, command: Callable[[Deliverable, list[dict[str, Any]]], None]) -> ChainView:
@@ -159,7 +165,8 @@ def event_time(stored: Any) -> datetime:
 
 
 HISTORY_FIELDS = ("actor", "on_behalf_of", "revision", "comment", "verdict", "stage_index", "reason", "level",
-                  "notified", "granted", "approvers", "uri", "sha256", "note", "number", "to", "index")
+                  "notified", "granted", "approvers", "uri", "sha256", "note", "number", "to", "index",
+                  "command_id")
 
 
 def history_entry(stored: Any, correlation: str) -> dict[str, Any]:
@@ -168,8 +175,5 @@ def history_entry(stored: Any, correlation: str) -> dict[str, Any]:
              "recorded_at": stored.timestamp.isoformat(), "version": stored.originator_version,
              "actor": data.get("actor") or data.get("submitter") or SYSTEM_ACTOR, "correlation": correlation}
     entry.update({k: data[k] for k in HISTORY_FIELDS if k in data and k not in ("actor",)})
-    if "on_behalf_of" not in entry:
-        entry["on_behalf_of"] = []
-    if entry["type"] == "Submitted":
-        entry["revision"] = 1
+    entry.setdefault("on_behalf_of", [])
     return entry

@@ -181,3 +181,17 @@ def test_late_approver_of_a_closed_stage_gets_a_conflict_until_the_stage_reopens
     assert state.stage.name == "design"
     with pytest.raises(NotEligible):  # engineering is not closed any more: it lies ahead again
         decide(app, state, "carol", rev=2)
+
+
+def test_history_names_who_did_what_on_which_revision_and_by_which_command(app):
+    state = submit(app)
+    app.decide(state.id, "bob", "request_changes", "logo too small", 1, "deliverable-x:update:42")
+    entries = app.deliverable_history(state.id)
+    assert [e["type"] for e in entries] == ["Submitted", "StageOpened", "DecisionRecorded", "ChangesRequested"]
+    decision = entries[2]
+    assert (decision["actor"], decision["verdict"], decision["comment"], decision["revision"],
+            decision["command_id"]) == ("bob", "request_changes", "logo too small", 1, "deliverable-x:update:42")
+    assert entries[0]["actor"] == "alice" and entries[3]["actor"] == "bob"
+    app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "d" * 64, "bigger logo", "r2")
+    entries = app.deliverable_history(state.id)
+    assert [(e["type"], e["revision"]) for e in entries[4:]] == [("RevisionSubmitted", 2), ("StageOpened", 2)]
