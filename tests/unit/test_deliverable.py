@@ -3,8 +3,17 @@
 import pytest
 
 from domain.application import Signoff
-from domain.errors import (AlreadyDecided, ChainFinished, Conflict, Forbidden, Invalid, NotEligible, SelfApproval,
-                           StageClosed, StaleRevision)
+from domain.errors import (
+    AlreadyDecided,
+    ChainFinished,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotEligible,
+    SelfApproval,
+    StageClosed,
+    StaleRevision,
+)
 from tests.builders import MEMBERS, make_policy, make_project, revision
 
 

@@ -4,9 +4,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest_asyncio
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.client import WithStartWorkflowOperation
 
 from domain.application import Signoff
 from domain.state import ChainView

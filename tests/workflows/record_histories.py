@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.storage import open_application
 from tests.builders import make_policy, make_project, revision
-from tests.conftest import temporal_binary
+from workers.devstack import temporal_binary
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, DecideInput, RevisionInput, chain_workflow_id
