@@ -80,7 +80,8 @@ async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc,
     try:
         await open_chain(services.temporal, services.settings.task_queue, chain, services.command_timeout)
     except AlreadyExists:
-        pass  # its chain has ended already: the record answers
+        # Its chain has ended already: the record read below answers.
+        pass
     state = await asyncio.to_thread(services.store.get_deliverable, deliverable_id)
     return _same_request(state, body, str(project.id)) if idempotency_key else state
 
