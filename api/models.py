@@ -45,7 +45,7 @@ class ProjectPublic(BaseModel):
     escalation_path: list[dict[str, Any]] = []
     phases: list[dict[str, Any]] = []
     created_by: str | None = None
-    created_at: datetime | str
+    created_at: datetime
 
 
 class RevisionIn(Body):

@@ -16,20 +16,21 @@ from typing import Any
 from uuid import UUID
 
 from domain.application import Signoff
+from domain.project import Project
 from domain.storage import postgres_conninfo, store_env
 
 VIEW_NAME = "signoff-lists"
 BATCH = 500
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS signoff_view_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS signoff_view_projects (id TEXT PRIMARY KEY, name TEXT NOT NULL,"
-    " members TEXT NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS signoff_view_projects (id TEXT PRIMARY KEY, created_at TEXT NOT NULL,"
+    " summary TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS signoff_view_deliverables (id TEXT PRIMARY KEY, project_id TEXT NOT NULL,"
     " status TEXT NOT NULL, updated_at TEXT NOT NULL, summary TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS signoff_view_deliverables_project ON signoff_view_deliverables (project_id, status)",
 ]
-UPSERT_PROJECT = ("INSERT INTO signoff_view_projects (id, name, members, created_at) VALUES (?, ?, ?, ?) "
-                  "ON CONFLICT (id) DO UPDATE SET name = excluded.name, members = excluded.members")
+UPSERT_PROJECT = ("INSERT INTO signoff_view_projects (id, created_at, summary) VALUES (?, ?, ?) "
+                  "ON CONFLICT (id) DO UPDATE SET summary = excluded.summary")
 UPSERT_DELIVERABLE = ("INSERT INTO signoff_view_deliverables (id, project_id, status, updated_at, summary) "
                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
                       "updated_at = excluded.updated_at, summary = excluded.summary")
@@ -51,6 +52,12 @@ def deliverable_summary(state: Any) -> dict[str, Any]:
         "notified": sorted({p for e in current for p in e.notified}),
         "created_at": state.created_at.isoformat(), "updated_at": state.updated_at.isoformat(),
     }
+
+
+def project_summary(project: Project) -> dict[str, Any]:
+    return {"id": str(project.id), "name": project.name, "members": project.members,
+            "escalation_path": project.escalation_path, "phases": project.phases,
+            "created_by": project.created_by, "created_at": project.created_on.isoformat()}
 
 
 class ReadModel:
@@ -121,17 +128,19 @@ class ReadModel:
             cur.execute(self._sql(UPSERT_DELIVERABLE), (summary["id"], summary["project_id"], summary["status"],
                                                         summary["updated_at"], json.dumps(summary)))
         elif topic.startswith("domain.project:"):
-            project = self.app.get_project(originator_id)
-            cur.execute(self._sql(UPSERT_PROJECT), (str(project.id), project.name, json.dumps(project.members),
-                                                    project.created_on.isoformat()))
+            summary = project_summary(self.app.get_project(originator_id))
+            cur.execute(self._sql(UPSERT_PROJECT), (summary["id"], summary["created_at"], json.dumps(summary)))
 
     # ---- reading ------------------------------------------------------------------------------
     def projects(self) -> list[dict[str, Any]]:
         self.catch_up()
         with self._transaction() as cur:
-            cur.execute("SELECT id, name, members, created_at FROM signoff_view_projects ORDER BY created_at, id")
-            return [{"id": r[0], "name": r[1], "members": json.loads(r[2]), "created_at": r[3]}
-                    for r in cur.fetchall()]
+            cur.execute("SELECT summary FROM signoff_view_projects ORDER BY created_at, id")
+            return [json.loads(r[0]) for r in cur.fetchall()]
+
+    def projects_of(self, user: str, everyone: bool = False) -> list[dict[str, Any]]:
+        """The projects `user` is a member of, or all of them when `everyone` (pmo and admin)."""
+        return [p for p in self.projects() if everyone or any(m["user"] == user for m in p["members"])]
 
     def deliverables(self, project_ids: list[str], status: str | None = None) -> list[dict[str, Any]]:
         if not project_ids:

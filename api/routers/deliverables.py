@@ -102,9 +102,8 @@ async def list_deliverables(user: CurrentUser, services: Svc, project_id: str | 
         project = await asyncio.to_thread(visible_project, services, user, project_id)
         project_ids = [str(project.id)]
     else:
-        projects = await asyncio.to_thread(services.views.projects)
-        project_ids = [p["id"] for p in projects
-                       if user.is_pmo_or_admin or any(m["user"] == user.user for m in p["members"])]
+        projects = await asyncio.to_thread(services.views.projects_of, user.user, user.is_pmo_or_admin)
+        project_ids = [p["id"] for p in projects]
     return await asyncio.to_thread(services.views.deliverables, project_ids, status)
 
 

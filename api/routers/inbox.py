@@ -11,8 +11,7 @@ router = APIRouter(prefix="/api/inbox", tags=["inbox"])
 @router.get("")
 async def inbox(user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
     """What waits for the caller: stages to decide, escalations they were notified of, revisions to make."""
-    projects = await asyncio.to_thread(services.views.projects)
-    mine = [p["id"] for p in projects if any(m["user"] == user.user for m in p["members"])]
+    mine = [p["id"] for p in await asyncio.to_thread(services.views.projects_of, user.user)]
     items: list[dict[str, Any]] = []
     for d in await asyncio.to_thread(services.views.deliverables, mine):
         if d["status"] == "in_review" and user.user in d["waiting_on"]:

@@ -5,14 +5,13 @@ from fastapi import APIRouter, status
 from api.deps import CurrentUser, Svc, require_pmo_or_admin, visible_project
 from api.models import ProjectCreate, ProjectPublic
 from domain.project import Project
+from domain.readmodel import project_summary
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
 
 def public(project: Project) -> ProjectPublic:
-    return ProjectPublic(id=str(project.id), name=project.name, members=project.members,
-                         escalation_path=project.escalation_path, phases=project.phases,
-                         created_by=project.created_by, created_at=project.created_on)
+    return ProjectPublic(**project_summary(project))  # the same shape the list shows
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectPublic)
@@ -28,9 +27,8 @@ async def create_project(body: ProjectCreate, user: CurrentUser, services: Svc) 
 @router.get("", response_model=list[ProjectPublic])
 async def list_projects(user: CurrentUser, services: Svc) -> list[ProjectPublic]:
     """The projects the caller is a member of (all of them for pmo and admin)."""
-    rows = await asyncio.to_thread(services.views.projects)
-    mine = [r for r in rows if user.is_pmo_or_admin or any(m["user"] == user.user for m in r["members"])]
-    return [ProjectPublic(**row) for row in mine]
+    rows = await asyncio.to_thread(services.views.projects_of, user.user, user.is_pmo_or_admin)
+    return [ProjectPublic(**row) for row in rows]
 
 
 @router.get("/{project_id}", response_model=ProjectPublic)

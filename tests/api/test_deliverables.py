@@ -50,3 +50,10 @@ async def test_health_and_metrics(api):
     assert 'signoff_http_requests_total{method="GET",route="/api/projects",status="401"} 1.0' in text
     assert 'method="OTHER"' in text and "MADEUP" not in text
     assert 'status="413"' in text
+
+
+async def test_project_list_shows_what_a_single_read_shows(api):
+    project_id = await api.project(escalation_path=[{"after": "P1D", "notify": ["pm"]}])
+    one = (await api.http.get(f"/api/projects/{project_id}", headers=api.auth("alice"))).json()
+    [listed] = (await api.http.get("/api/projects", headers=api.auth("alice"))).json()
+    assert listed == one and one["escalation_path"][0]["notify"] == ["pm"] and one["created_by"] == "paula"
