@@ -91,11 +91,16 @@ class ChainView(BaseModel):
     def finished(self) -> bool:
         return self.status in FINAL_STATUSES
 
-    def next_deadline(self) -> Deadline | None:
+    def next_deadline(self, fired: frozenset[str] = frozenset()) -> Deadline | None:
         if self.stage is None or not self.stage.open:
             return None
-        pending = [d for d in self.stage.deadlines if not d.done]
+        pending = [d for d in self.stage.deadlines if not d.done and self.deadline_id(d) not in fired]
         return min(pending, key=lambda d: d.due_at) if pending else None
+
+    def deadline_id(self, deadline: Deadline) -> str:
+        """One name per deadline of one opening of a stage."""
+        assert self.stage is not None
+        return f"deadline:{self.stage.index}:{self.stage.opened_at.isoformat()}:{deadline.kind}:{deadline.level}"
 
 
 class DeliverableState(BaseModel):

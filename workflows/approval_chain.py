@@ -46,6 +46,9 @@ class ApprovalChainWorkflow:
         self.view: ChainView | None = input.view
         self.lock = asyncio.Lock()
         self.open_failed = False
+        # Deadlines recorded in this run: even if a recording changed nothing, it is never retried
+        # in a loop, which would fill the history.
+        self.fired: set[str] = set()
 
     @workflow.run
     async def run(self, input: ChainInput) -> ChainView | None:
@@ -66,7 +69,7 @@ class ApprovalChainWorkflow:
         def changed() -> bool:
             return self.view is None or self.view.version != view.version or self._history_is_long()
 
-        deadline = view.next_deadline()
+        deadline = view.next_deadline(frozenset(self.fired))
         if deadline is None:
             await workflow.wait_condition(changed)
             return
@@ -81,12 +84,12 @@ class ApprovalChainWorkflow:
             if changed():
                 return
             assert view.stage is not None
-            opened_at = view.stage.opened_at.isoformat()
             # One id per deadline, whatever else the task holds, so a replayed timer records once.
-            command_id = f"deadline:{view.stage.index}:{opened_at}:{deadline.kind}:{deadline.level}"
+            command_id = view.deadline_id(deadline)
+            self.fired.add(command_id)
             await self._record(ChainActivities.record_deadline, {
-                "stage_index": view.stage.index, "opened_at": opened_at, "kind": deadline.kind,
-                "level": deadline.level}, command_id)
+                "stage_index": view.stage.index, "opened_at": view.stage.opened_at.isoformat(),
+                "kind": deadline.kind, "level": deadline.level}, command_id)
 
     # ---- updates ------------------------------------------------------------------------------
     @workflow.update

@@ -204,3 +204,15 @@ def test_history_names_who_did_what_on_which_revision_and_by_which_command(app):
     app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "d" * 64, "bigger logo", "r2")
     entries = app.deliverable_history(state.id)
     assert [(e["type"], e["revision"]) for e in entries[4:]] == [("RevisionSubmitted", 2), ("StageOpened", 2)]
+
+
+def test_next_deadline_skips_what_this_run_has_fired(app):
+    spec = {"stages": [{"name": "eng", "approvers": {"roles": ["eng"]}, "rule": "any", "sla": "PT2H",
+                        "escalation": [{"after": "PT1H", "notify": ["pm"]}]}]}
+    project_id = make_project(app)
+    view = app.submit_deliverable("00000000-0000-0000-0000-00000000000b", project_id, "Spec", "alice",
+                                  make_policy(app, spec), revision(), "c0")
+    first = view.next_deadline()
+    assert (first.kind, first.level) == ("escalation", 1)
+    after = view.next_deadline(frozenset({view.deadline_id(first)}))
+    assert (after.kind, after.level) == ("sla", 0)
