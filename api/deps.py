@@ -43,7 +43,7 @@ bearer = HTTPBearer(auto_error=False)
 
 
 async def get_principal(services: Annotated[Services, Depends(get_services)],
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(401, "a bearer token is required", "unauthorized")
     try:

@@ -34,6 +34,8 @@ DeliverableId = Annotated[str, Depends(canonical_id)]
 def _project_of(services: Services, deliverable_id: str) -> str:
     # A deliverable never moves to another project, so this is safe to remember.
     if deliverable_id not in services.project_of:
+        if len(services.project_of) >= 100_000:  # a bound, so a long-lived API never grows without end
+            services.project_of.clear()
         services.project_of[deliverable_id] = services.store.get_deliverable(deliverable_id).project_id
     return services.project_of[deliverable_id]
 
