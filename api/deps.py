@@ -1,7 +1,7 @@
 """What every route depends on: the caller, and the clients created once in the app's lifespan."""
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from api.auth import InvalidToken, Principal, read_token
+from api.clock import arrived_at
 from api.problems import Problem
 from domain.application import Signoff
 from domain.errors import NotFound
@@ -30,9 +31,10 @@ class Services:
     def command_timeout(self) -> timedelta:
         return timedelta(seconds=self.settings.command_timeout_seconds)
 
-    def command_deadline(self) -> datetime:
-        """Past this the workflow refuses a command: after the caller has heard 503, it never applies."""
-        return datetime.now(timezone.utc) + self.command_timeout
+    def command_deadline(self, request: Request) -> datetime:
+        """Past this a command is never recorded: counted from the request's arrival, so after the
+        caller has heard 503 nothing it sent applies later."""
+        return arrived_at(request.scope) + self.command_timeout
 
 
 async def get_services(request: Request) -> Services:
@@ -47,7 +49,9 @@ async def get_principal(services: Annotated[Services, Depends(get_services)],
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(401, "a bearer token is required", "unauthorized")
     try:
-        return read_token(services.settings.jwt_secret, credentials.credentials)
+        s = services.settings
+        return read_token(s.jwt_secret, credentials.credentials, issuer=s.jwt_issuer, audience=s.jwt_audience,
+                          max_ttl=s.jwt_max_ttl)
     except InvalidToken as exc:
         raise Problem(401, f"invalid token: {exc}", "unauthorized") from None
 

@@ -5,6 +5,7 @@ Every option overrides the matching `Settings` field; everything else comes from
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import signal
 import sys
@@ -54,12 +55,39 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def run_api(settings: Settings) -> None:
-    import uvicorn
+MIN_SECRET_BYTES = 32
+MIN_SECRET_SYMBOLS = 8
 
-    if settings.jwt_secret == DEV_JWT_SECRET and settings.host not in ("127.0.0.1", "localhost", "::1"):
-        # Anyone can mint tokens with the published development secret: never on a reachable address.
-        sys.exit("signoff api: set SIGNOFF_JWT_SECRET before listening beyond this machine")
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name could resolve anywhere
+
+
+def bind_refusal(settings: Settings) -> str | None:
+    """Why the API must not listen where `settings` say, or None. Anyone who guesses the secret can
+    mint an admin token, so beyond loopback it must be long, varied and not the published one."""
+    if _is_loopback(settings.host):
+        return None
+    secret = settings.jwt_secret.strip()
+    if DEV_JWT_SECRET in secret:
+        return "SIGNOFF_JWT_SECRET is the published development secret"
+    if len(secret.encode()) < MIN_SECRET_BYTES or len(set(secret)) < MIN_SECRET_SYMBOLS:
+        return (f"SIGNOFF_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes of random text "
+                "(e.g. `openssl rand -base64 48`)")
+    return None
+
+
+def run_api(settings: Settings) -> None:
+    refusal = bind_refusal(settings)
+    if refusal:
+        sys.exit(f"signoff api: will not listen on {settings.host}: {refusal}")
+
+    import uvicorn
 
     from api.app import create_app
 
@@ -90,7 +118,11 @@ def print_token(settings: Settings, user: str, roles: list[str], ttl_minutes: in
     from api.auth import mint_token
 
     ttl = timedelta(minutes=ttl_minutes or settings.jwt_ttl_minutes)
-    print(mint_token(settings.jwt_secret, user, roles, ttl))
+    if ttl > settings.jwt_max_ttl:
+        sys.exit(f"signoff token: --ttl-minutes may be at most {settings.jwt_max_ttl_minutes} "
+                 "(SIGNOFF_JWT_MAX_TTL_MINUTES)")
+    print(mint_token(settings.jwt_secret, user, roles, ttl, issuer=settings.jwt_issuer,
+                     audience=settings.jwt_audience, max_ttl=settings.jwt_max_ttl))
 
 
 def main(argv: list[str] | None = None) -> int:

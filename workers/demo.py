@@ -99,10 +99,12 @@ class DemoError(RuntimeError):
 class _Api:
     def __init__(self, base_url: str, settings: Settings):
         self.http = httpx.Client(base_url=base_url, timeout=30)
-        self.secret = settings.jwt_secret
+        self.settings = settings
 
     def call(self, method: str, path: str, user: str, body: dict, roles: tuple[str, ...] = ()) -> dict:
-        token = mint_token(self.secret, user, roles, ttl=timedelta(minutes=10))
+        s = self.settings
+        token = mint_token(s.jwt_secret, user, roles, ttl=timedelta(minutes=10), issuer=s.jwt_issuer,
+                           audience=s.jwt_audience)
         response = self.http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
         if not response.is_success:
             raise DemoError(f"{method} {path} as {user} answered {response.status_code}: {response.text}")

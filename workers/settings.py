@@ -3,13 +3,17 @@
 The defaults are the embedded stack: nothing beyond `pip install` is needed to run them.
 """
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "signoff-dev-secret-not-for-production"
+JWT_ISSUER = "signoff"
+JWT_AUDIENCE = "signoff-api"
+JWT_MAX_TTL_MINUTES = 24 * 60
 
 
 class Settings(BaseSettings):
@@ -31,12 +35,26 @@ class Settings(BaseSettings):
 
     jwt_secret: str = DEV_JWT_SECRET
     jwt_ttl_minutes: int = Field(default=8 * 60, gt=0)
+    # Every token names its issuer and audience, and none lives longer than this (a leaked one dies soon).
+    jwt_issuer: str = Field(default=JWT_ISSUER, min_length=1)
+    jwt_audience: str = Field(default=JWT_AUDIENCE, min_length=1)
+    jwt_max_ttl_minutes: int = Field(default=JWT_MAX_TTL_MINUTES, gt=0)
     max_body_bytes: int = 1024 * 1024
     # How long a request waits for its command to be recorded before it answers 503.
     command_timeout_seconds: float = Field(default=20, gt=0)
 
     # Fault injection for the crash tests only; see workflows/faults.py.
     faults: str = ""
+
+    @model_validator(mode="after")
+    def _ttl_within_maximum(self) -> "Settings":
+        if self.jwt_ttl_minutes > self.jwt_max_ttl_minutes:
+            raise ValueError("jwt_ttl_minutes must not exceed jwt_max_ttl_minutes")
+        return self
+
+    @property
+    def jwt_max_ttl(self) -> timedelta:
+        return timedelta(minutes=self.jwt_max_ttl_minutes)
 
     def event_store_url(self) -> str:
         if self.event_store:
