@@ -73,10 +73,11 @@ class ServerThread(threading.Thread):
 
 @asynccontextmanager
 async def serve_api(temporal_env, tmp_path, with_worker: bool = True, **overrides: Any) -> AsyncIterator[Api]:
-    settings = Settings(data_dir=tmp_path, event_store=f"sqlite:///{tmp_path / 'events.sqlite'}",
-                        temporal_address=temporal_env.client.service_client.config.target_host,
-                        task_queue=f"api-{uuid.uuid4().hex[:8]}",
-                        jwt_secret="test-secret-that-is-long-enough-for-hs256", demo=False, **overrides)
+    # Overrides may replace any default here, the event store included.
+    settings = Settings(**{"data_dir": tmp_path, "event_store": f"sqlite:///{tmp_path / 'events.sqlite'}",
+                           "temporal_address": temporal_env.client.service_client.config.target_host,
+                           "task_queue": f"api-{uuid.uuid4().hex[:8]}",
+                           "jwt_secret": "test-secret-that-is-long-enough-for-hs256", "demo": False, **overrides})
     worker_store = open_application(settings.event_store_url())
     port = free_port()
     server = ServerThread(create_app(settings), port)
