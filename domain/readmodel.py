@@ -28,12 +28,17 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS signoff_view_deliverables (id TEXT PRIMARY KEY, project_id TEXT NOT NULL,"
     " status TEXT NOT NULL, updated_at TEXT NOT NULL, summary TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS signoff_view_deliverables_project ON signoff_view_deliverables (project_id, status)",
+    # Which projects use which policy (have a deliverable under its name): who may read its user ids.
+    "CREATE TABLE IF NOT EXISTS signoff_view_policy_projects (policy TEXT NOT NULL, project_id TEXT NOT NULL,"
+    " PRIMARY KEY (policy, project_id))",
 ]
 UPSERT_PROJECT = ("INSERT INTO signoff_view_projects (id, created_at, summary) VALUES (?, ?, ?) "
                   "ON CONFLICT (id) DO UPDATE SET summary = excluded.summary")
 UPSERT_DELIVERABLE = ("INSERT INTO signoff_view_deliverables (id, project_id, status, updated_at, summary) "
                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
                       "updated_at = excluded.updated_at, summary = excluded.summary")
+INSERT_POLICY_USE = ("INSERT INTO signoff_view_policy_projects (policy, project_id) VALUES (?, ?) "
+                     "ON CONFLICT (policy, project_id) DO NOTHING")
 
 
 def deliverable_summary(state: Any) -> dict[str, Any]:
@@ -71,6 +76,7 @@ class ReadModel:
                 cur.execute(statement)
             cur.execute(self._sql("INSERT INTO signoff_view_position (name, position) VALUES (?, 0) "
                                   "ON CONFLICT (name) DO NOTHING"), (VIEW_NAME,))
+            self._backfill_policy_use(cur)
 
     # ---- connection ---------------------------------------------------------------------------
     @contextmanager
@@ -127,9 +133,19 @@ class ReadModel:
             summary = deliverable_summary(self.app.get_deliverable(originator_id))
             cur.execute(self._sql(UPSERT_DELIVERABLE), (summary["id"], summary["project_id"], summary["status"],
                                                         summary["updated_at"], json.dumps(summary)))
+            cur.execute(self._sql(INSERT_POLICY_USE), (summary["policy"]["name"], summary["project_id"]))
         elif topic.startswith("domain.project:"):
             summary = project_summary(self.app.get_project(originator_id))
             cur.execute(self._sql(UPSERT_PROJECT), (summary["id"], summary["created_at"], json.dumps(summary)))
+
+    def _backfill_policy_use(self, cur: Any) -> None:
+        # Views built before the policy-use table existed are already past their deliverables' events.
+        cur.execute("SELECT 1 FROM signoff_view_policy_projects LIMIT 1")
+        if cur.fetchone() is not None:
+            return
+        cur.execute("SELECT project_id, summary FROM signoff_view_deliverables")
+        for project_id, summary in cur.fetchall():
+            cur.execute(self._sql(INSERT_POLICY_USE), (json.loads(summary)["policy"]["name"], project_id))
 
     # ---- reading ------------------------------------------------------------------------------
     def projects(self) -> list[dict[str, Any]]:
@@ -141,6 +157,15 @@ class ReadModel:
     def projects_of(self, user: str, everyone: bool = False) -> list[dict[str, Any]]:
         """The projects `user` is a member of, or all of them when `everyone` (pmo and admin)."""
         return [p for p in self.projects() if everyone or any(m["user"] == user for m in p["members"])]
+
+    def projects_using_policy(self, policy: str) -> list[dict[str, Any]]:
+        """The projects with a deliverable under the policy `policy` (any version)."""
+        self.catch_up()
+        with self._transaction() as cur:
+            cur.execute(self._sql("SELECT p.summary FROM signoff_view_policy_projects u "
+                                  "JOIN signoff_view_projects p ON p.id = u.project_id WHERE u.policy = ? "
+                                  "ORDER BY p.created_at, p.id"), (policy,))
+            return [json.loads(r[0]) for r in cur.fetchall()]
 
     def deliverables(self, project_ids: list[str], status: str | None = None) -> list[dict[str, Any]]:
         if not project_ids:

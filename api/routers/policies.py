@@ -3,7 +3,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from api.deps import CurrentUser, Svc, require_pmo_or_admin
+from api.auth import Principal
+from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin
+from domain.errors import NotFound
 from domain.policy import NAME_PATTERN, PolicySpec
 
 router = APIRouter(prefix="/api/policies", tags=["policies"])
@@ -25,5 +27,32 @@ async def put_policy(name: PolicyName, body: PolicySpec, user: CurrentUser, serv
 @router.get("/{name}")
 async def get_policy(name: PolicyName, user: CurrentUser, services: Svc,
                      version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
-    """The latest version of the policy, or the one asked for."""
-    return await asyncio.to_thread(services.store.get_policy, name, version)
+    """The latest version of the policy, or the one asked for. A version that names approvers by user
+    id is shown only to pmo, admin and members of projects with a deliverable under the policy;
+    to anyone else it is a 404, as for a policy that does not exist."""
+    return await asyncio.to_thread(_visible_policy, services, user, name, version)
+
+
+def _visible_policy(services: Services, user: Principal, name: str, version: int | None) -> dict[str, Any]:
+    if user.is_pmo_or_admin:
+        return services.store.get_policy(name, version)
+    try:
+        policy = services.store.get_policy(name, version)
+    except NotFound:
+        # An unknown version of a hidden policy must not tell that the policy exists.
+        if not _uses_policy(services, user, name):
+            raise NotFound(f"no policy {name!r}") from None
+        raise
+    if _names_users(policy) and not _uses_policy(services, user, name):
+        raise NotFound(f"no policy {name!r}")
+    return policy
+
+
+def _names_users(policy: dict[str, Any]) -> bool:
+    return any(stage["approvers"].get("users") for stage in policy["stages"])
+
+
+def _uses_policy(services: Services, user: Principal, name: str) -> bool:
+    """Whether the caller is a member of a project that has a deliverable under the policy."""
+    return any(any(m["user"] == user.user for m in project["members"])
+               for project in services.views.projects_using_policy(name))
