@@ -8,11 +8,12 @@ from fastapi import FastAPI
 from api import metrics, problems
 from api.deps import Services
 from api.limits import BodyLimit
-from api.routers import deliverables, health, inbox, policies, projects
+from api.routers import codec, deliverables, health, inbox, policies, projects
 from domain.readmodel import ReadModel
 from domain.storage import open_application
 from workers.settings import Settings
 from workers.worker import connect
+from workflows.codec import codec_from
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -33,6 +34,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = measured = metrics.Metrics()
     for module in (projects, policies, deliverables, inbox, health, metrics):
         app.include_router(module.router)
+    payload_codec = codec_from(settings)
+    if payload_codec is not None:  # the codec endpoint exists only where payloads are encrypted
+        app.include_router(codec.router_for(settings, payload_codec))
     # Added last, so outermost: refusals of the body limit are measured too.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware, metrics=measured)

@@ -3,11 +3,13 @@
 The defaults are the embedded stack: nothing beyond `pip install` is needed to run them.
 """
 
+import base64
+import binascii
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "signoff-dev-secret-not-for-production"
@@ -46,6 +48,26 @@ class Settings(BaseSettings):
     # Fault injection for the crash tests only; see workflows/faults.py.
     faults: str = ""
 
+    # Optional encryption of every Temporal payload (titles, comments) with AES-GCM: base64 of 32
+    # random bytes. Empty: payloads are plain JSON, as `signoff dev` keeps them. See workflows/codec.py.
+    payload_key: str = ""
+    # Keys used before a rotation, comma-separated base64: still decrypt what they encrypted.
+    payload_old_keys: str = ""
+    # Origins of the Temporal Web UI allowed to call the codec endpoint (/api/codec) from a browser.
+    codec_cors_origins: str = "http://localhost:8233,http://127.0.0.1:8233"
+
+    @field_validator("payload_key", "payload_old_keys")
+    @classmethod
+    def _keys_are_32_bytes(cls, value: str) -> str:
+        for key in filter(None, (k.strip() for k in value.split(","))):
+            decode_payload_key(key)
+        return value
+
+    def payload_keys(self) -> tuple[bytes | None, list[bytes]]:
+        """The key that encrypts (None: payloads stay plain) and the old ones that still decrypt."""
+        current = decode_payload_key(self.payload_key) if self.payload_key.strip() else None
+        return current, [decode_payload_key(k) for k in self.payload_old_keys.split(",") if k.strip()]
+
     @model_validator(mode="after")
     def _ttl_within_maximum(self) -> "Settings":
         if self.jwt_ttl_minutes > self.jwt_max_ttl_minutes:
@@ -60,6 +82,16 @@ class Settings(BaseSettings):
         if self.event_store:
             return self.event_store
         return f"sqlite:///{(self.data_dir / 'events.sqlite').resolve()}"
+
+
+def decode_payload_key(text: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except binascii.Error:
+        raise ValueError("a payload key is base64 of 32 random bytes (e.g. `openssl rand -base64 32`)") from None
+    if len(key) != 32:
+        raise ValueError(f"a payload key is 32 bytes, base64 encoded; this one is {len(key)} bytes")
+    return key
 
 
 @lru_cache

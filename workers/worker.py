@@ -4,7 +4,6 @@ import asyncio
 import logging
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from domain.application import Signoff
@@ -12,6 +11,7 @@ from domain.storage import open_application
 from workers.settings import Settings
 from workflows.activities import ChainActivities
 from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.codec import data_converter
 
 log = logging.getLogger("signoff.worker")
 WORKFLOWS = [ApprovalChainWorkflow]
@@ -19,7 +19,7 @@ WORKFLOWS = [ApprovalChainWorkflow]
 
 async def connect(settings: Settings) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter)
+                                data_converter=data_converter(settings))
 
 
 def build_worker(client: Client, app: Signoff, task_queue: str) -> Worker:
