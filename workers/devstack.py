@@ -1,19 +1,18 @@
 """`signoff dev`: the whole embedded stack, supervised from one process.
 
 Children, in start order: the Temporal dev server (SQLite file in the data dir), the worker and the
-API (`python -m workers.cli worker|api`, configured through `SIGNOFF_*`). Each runs in its own
-process group, so a Ctrl-C reaches only this supervisor, which then stops them in reverse order
-(the worker finishes its tasks while Temporal is still up). On Linux each child also gets SIGTERM
-if the supervisor itself dies, so nothing is left behind even after a `kill -9`.
+API (`python -m workers.cli worker|api`, configured through `SIGNOFF_*`). A child that dies is
+restarted with backoff (workers/supervisor.py); Temporal comes back on the same SQLite file, and the
+worker and the API reconnect to it on their own (their gRPC channels redial; the worker retries its
+polls meanwhile). Ctrl-C stops them in reverse order (the worker finishes its tasks while Temporal
+is still up), each stage with a budget, so that everything is gone within 10 s.
 """
 
 import asyncio
-import ctypes
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -22,13 +21,17 @@ from pathlib import Path
 import httpx
 
 from workers.settings import DEV_JWT_SECRET, Settings
+from workers.supervisor import Supervisor, describe_exit
 
 READY_TIMEOUT = 90.0
-STOP_TIMEOUT = 10.0
+# Ctrl-C to exit stays under 10 s even when a recording hangs (a locked store) or a request waits
+# for one: the worker and the API get APPS_STOP_BUDGET, then Temporal gets TEMPORAL_STOP_BUDGET,
+# and whatever is left is killed.
+APPS_STOP_BUDGET = 5.0
+TEMPORAL_STOP_BUDGET = 3.0
+TEMPORAL_PROBE_EVERY = 1.0
 DEMO_MARKER = "demo-loaded"
-
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+APPS = ["worker", "api"]
 
 
 class _Stop(BaseException):
@@ -41,11 +44,6 @@ class StackError(Exception):
 
 def _on_signal(signum: int, _frame) -> None:
     raise _Stop(signal.Signals(signum).name)
-
-
-def _die_with_parent() -> None:
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _say(message: str) -> None:
@@ -114,7 +112,9 @@ class DevStack:
             update={"data_dir": data_dir, "temporal_address": f"127.0.0.1:{settings.temporal_port}"}
         )
         self.api_url = f"http://127.0.0.1:{settings.port}"
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.supervisor = Supervisor(_say)
+        # Set while a restarted Temporal is not answering yet: then the next probe is due at this time.
+        self.temporal_probe_at: float | None = None
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -123,23 +123,41 @@ class DevStack:
         return env
 
     def spawn(self, name: str, argv: list[str]) -> None:
-        process = subprocess.Popen(argv, env=self.child_env(), process_group=0, preexec_fn=_die_with_parent)
-        self.children.append((name, process))
+        self.supervisor.start(name, argv, self.child_env())
 
-    def check_children(self) -> None:
-        for name, process in self.children:
-            if process.poll() is not None:
-                raise StackError(f"{name} exited unexpectedly (exit code {process.returncode})")
+    def supervise(self) -> None:
+        """Restart what died; once a restarted Temporal answers, start at once whoever waits on it."""
+        if "temporal" in self.supervisor.poll():
+            self.temporal_probe_at = time.monotonic()
+        if self.temporal_probe_at is None or time.monotonic() < self.temporal_probe_at:
+            return
+        if not self.supervisor.children["temporal"].running():
+            self.temporal_probe_at = None  # died again; its restart sets a new probe
+            return
+        s = self.settings
+        if _temporal_ready(s.temporal_address, s.temporal_namespace):
+            self.temporal_probe_at = None
+            _say("Temporal answers again")
+            # A worker or API that died while Temporal was down need not sit out its long backoff.
+            for name in APPS:
+                self.supervisor.restart_now(name)
+        else:
+            self.temporal_probe_at = time.monotonic() + TEMPORAL_PROBE_EVERY
 
     def wait_until(self, what: str, ready) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
-            self.check_children()
+            self.supervise()
             if ready():
                 return
             if time.monotonic() > deadline:
-                raise StackError(f"{what} was not ready after {READY_TIMEOUT:.0f} s")
+                raise StackError(f"{what} was not ready after {READY_TIMEOUT:.0f} s{self._crashes()}")
             time.sleep(0.25)
+
+    def _crashes(self) -> str:
+        crashed = [f"{c.name} exited {c.quick_deaths} times in a row, last with {describe_exit(c.last_exit)}"
+                   for c in self.supervisor.children.values() if c.quick_deaths]
+        return f" ({'; '.join(crashed)}; see the output above)" if crashed else ""
 
     def start(self) -> None:
         s = self.settings
@@ -179,10 +197,8 @@ class DevStack:
 
     def stop(self) -> None:
         # API and worker first, so the worker shuts down while Temporal still answers.
-        apps = [c for c in self.children if c[0] != "temporal"]
-        temporal = [c for c in self.children if c[0] == "temporal"]
-        for group in (apps, temporal):
-            _terminate(group)
+        self.supervisor.stop(APPS, APPS_STOP_BUDGET)
+        self.supervisor.stop(["temporal"], TEMPORAL_STOP_BUDGET)
 
     def print_banner(self) -> None:
         s = self.settings
@@ -202,28 +218,6 @@ class DevStack:
             _say(line)
 
 
-def _terminate(children: list[tuple[str, subprocess.Popen]]) -> None:
-    """SIGTERM each process group, wait up to STOP_TIMEOUT for all, then SIGKILL the rest."""
-    live = [(name, p) for name, p in children if p.poll() is None]
-    for _, process in live:
-        _signal_group(process, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for name, process in live:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _say(f"{name} did not stop within {STOP_TIMEOUT:.0f} s; killing it")
-            _signal_group(process, signal.SIGKILL)
-            process.wait()
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(process.pid, sig)  # the child leads its own group (process_group=0)
-    except ProcessLookupError:
-        pass
-
-
 def run_devstack(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _on_signal)
@@ -234,8 +228,8 @@ def run_devstack(settings: Settings) -> int:
         stack.load_demo_once()
         stack.print_banner()
         while True:
-            stack.check_children()
-            time.sleep(0.5)
+            stack.supervise()
+            time.sleep(0.25)
     except _Stop as stop:
         _say(f"{stop} received, stopping...")
     except StackError as exc:
