@@ -10,14 +10,14 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from domain.application import Signoff
 from domain.project import Project
-from domain.storage import postgres_conninfo, store_env
+from domain.storage import is_postgres, postgres_conninfo, store_env
 
 VIEW_NAME = "signoff-lists"
 BATCH = 500
@@ -69,9 +69,9 @@ class ReadModel:
     def __init__(self, app: Signoff, event_store_url: str):
         self.app = app
         self.env = store_env(event_store_url)
-        self.is_postgres = self.env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+        self.is_postgres = is_postgres(self.env)
         self.lock = threading.Lock()
-        with self._transaction() as cur:
+        with self._creation(), self._transaction() as cur:
             for statement in SCHEMA:
                 cur.execute(statement)
             cur.execute(self._sql("INSERT INTO signoff_view_position (name, position) VALUES (?, 0) "
@@ -79,18 +79,26 @@ class ReadModel:
             self._backfill_policy_use(cur)
 
     # ---- connection ---------------------------------------------------------------------------
+    def _creation(self) -> Any:
+        if not self.is_postgres:
+            return nullcontext()
+        from domain.postgres_store import schema_creation
+
+        return schema_creation(self.env)  # replicas starting together take turns creating tables
+
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         if self.is_postgres:
             import psycopg
 
-            options = f"-c search_path={self.env['POSTGRES_SCHEMA']}" if self.env["POSTGRES_SCHEMA"] else ""
-            with psycopg.connect(postgres_conninfo(self.env), options=options) as conn, conn.cursor() as cur:
+            schema = {"search_path": self.env["POSTGRES_SCHEMA"]} if self.env["POSTGRES_SCHEMA"] else {}
+            # The store's timeouts: an unreachable or locked database is an error within seconds.
+            with psycopg.connect(postgres_conninfo(self.env, **schema)) as conn, conn.cursor() as cur:
                 yield cur  # psycopg commits on a clean exit, rolls back on an exception
             return
         # A file of its own beside the event store, so view writes never queue behind event writes.
         path = Path(self.env["SQLITE_DBNAME"]).with_suffix(".views.sqlite")
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=float(self.env["SQLITE_LOCK_TIMEOUT"]), isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("BEGIN IMMEDIATE")
