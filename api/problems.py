@@ -1,10 +1,14 @@
 """Every error as application/problem+json (RFC 9457): type, title, status, detail."""
 
 import logging
+import sqlite3
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
 from eventsourcing.persistence import OperationalError as PersistenceOperationalError
+from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +18,11 @@ from domain.errors import DomainError
 
 log = logging.getLogger("signoff.api")
 KIND_STATUS = {"invalid": 422, "not_found": 404, "forbidden": 403, "conflict": 409}
+STORE_RETRY_AFTER = "2"  # seconds; the store's own timeouts are a few seconds
+# SQLite's result codes that say "not now" (busy, locked, disk, cannot open), not "wrong statement".
+SQLITE_UNAVAILABLE = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+                      sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL}
+
 
 
 class Problem(Exception):
@@ -28,6 +37,26 @@ def problem_response(status: int, detail: str, type_: str | None = None, **extra
             "detail": detail, **extra}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the event store cannot answer now (unreachable, down, locked, timed out, no
+    connection free) rather than that a statement is wrong, which stays a 500."""
+    cause: BaseException | None = exc
+    while cause is not None:  # the driver's error, under eventsourcing's wrapping, decides
+        if isinstance(cause, sqlite3.Error):
+            return getattr(cause, "sqlite_errorcode", -1) & 0xFF in SQLITE_UNAVAILABLE
+        if isinstance(cause, psycopg.Error):
+            return isinstance(cause, psycopg.OperationalError)  # connection, timeouts, pool, lock
+        cause = cause.__cause__
+    # eventsourcing's own: no free pooled connection (a TimeoutError) or a connection it could not use.
+    return isinstance(exc, (PersistenceOperationalError, PersistenceInterfaceError))
+
+
+def store_unavailable_response(detail: str) -> JSONResponse:
+    response = problem_response(503, detail, "store-unavailable")
+    response.headers["Retry-After"] = STORE_RETRY_AFTER
+    return response
 
 
 def domain_problem(exc: DomainError) -> Problem:
@@ -56,13 +85,16 @@ def install(app: FastAPI) -> None:
         detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
         return problem_response(422, detail, "validation-error", errors=errors)
 
-    @app.exception_handler(PersistenceOperationalError)
-    async def _store_busy(_: Request, exc: PersistenceOperationalError) -> JSONResponse:
+    # eventsourcing wraps the drivers' errors; the list views meet psycopg's and sqlite3's directly.
+    @app.exception_handler(PersistenceError)
+    @app.exception_handler(psycopg.Error)
+    @app.exception_handler(sqlite3.Error)
+    async def _store(_: Request, exc: Exception) -> JSONResponse:
+        if not store_unavailable(exc):
+            log.exception("event store error", exc_info=exc)
+            return problem_response(500, "an unexpected error; it has been logged", "internal-error")
         log.warning("event store unavailable: %s", exc)
-        response = problem_response(503, "the event store is busy or unreachable; try again shortly",
-                                    "store-unavailable")
-        response.headers["Retry-After"] = "2"
-        return response
+        return store_unavailable_response("the event store is busy or unreachable; try again shortly")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -8,6 +8,7 @@ import binascii
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     # How long a request waits for its command to be recorded before it answers 503.
     command_timeout_seconds: float = Field(default=20, gt=0)
+    # Bounds on every wait for the event store, in whole seconds, so an unreachable or locked store is
+    # answered 503 at once: connecting (and waiting for a pooled connection), waiting for a lock, one
+    # statement. A query parameter of event_store (connect_timeout=…) takes precedence.
+    store_connect_timeout_seconds: int = Field(default=3, gt=0)
+    store_lock_timeout_seconds: int = Field(default=3, gt=0)
+    store_statement_timeout_seconds: int = Field(default=5, gt=0)
+    # /readyz answers 503 when the store and Temporal have not both answered within this.
+    readyz_timeout_seconds: float = Field(default=5, gt=0)
 
     # Fault injection for the crash tests only; see workflows/faults.py.
     faults: str = ""
@@ -79,9 +88,15 @@ class Settings(BaseSettings):
         return timedelta(minutes=self.jwt_max_ttl_minutes)
 
     def event_store_url(self) -> str:
-        if self.event_store:
-            return self.event_store
-        return f"sqlite:///{(self.data_dir / 'events.sqlite').resolve()}"
+        """The event store's URL, carrying the store timeouts that it does not set itself."""
+        url = self.event_store or f"sqlite:///{(self.data_dir / 'events.sqlite').resolve()}"
+        base, _, given = url.partition("?")
+        query = dict(parse_qsl(given))
+        for name, value in (("connect_timeout", self.store_connect_timeout_seconds),
+                            ("lock_timeout", self.store_lock_timeout_seconds),
+                            ("statement_timeout", self.store_statement_timeout_seconds)):
+            query.setdefault(name, str(value))
+        return f"{base}?{urlencode(query)}"  # not urlunsplit: it turns sqlite:///a into sqlite://a
 
 
 def decode_payload_key(text: str) -> bytes:
