@@ -1,7 +1,7 @@
 """The Signoff eventsourcing application: one method per use case, plain values out."""
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
@@ -9,7 +9,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from domain.deliverable import Deliverable
-from domain.errors import ConcurrentChange, NotFound
+from domain.errors import CommandExpired, ConcurrentChange, NotFound
 from domain.policies import Policy, policy_id
 from domain.project import Project
 from domain.state import ChainView, DeliverableState
@@ -65,12 +65,14 @@ class Signoff(Application):
 
     # ---- deliverables -------------------------------------------------------------------------
     def submit_deliverable(self, deliverable_id: str, project_id: str, title: str, submitter: str,
-                           policy: dict[str, Any], revision: dict[str, Any], command_id: str) -> ChainView:
+                           policy: dict[str, Any], revision: dict[str, Any], command_id: str,
+                           expires_at: datetime | None = None) -> ChainView:
         uid = as_uuid(deliverable_id, "deliverable")
         try:
             return self._get(uid, "deliverable", Deliverable).to_view()  # already submitted: a retry
         except NotFound:
             pass
+        check_not_expired(expires_at)
         project = self.get_project(project_id)
         deliverable = Deliverable.submit(uid, project_id=str(project.id), title=title, submitter=submitter,
                                          policy=policy, members=project.members,
@@ -83,30 +85,35 @@ class Signoff(Application):
         return deliverable.to_view()
 
     def decide(self, deliverable_id: str, actor: str, verdict: str, comment: str, revision: int,
-               command_id: str) -> ChainView:
-        return self._change(deliverable_id, lambda d, members: d.decide(
+               command_id: str, expires_at: datetime | None = None) -> ChainView:
+        return self._change(deliverable_id, command_id, expires_at, lambda d, members: d.decide(
             actor=actor, verdict=verdict, comment=comment, revision=revision, command_id=command_id,
             members=members))
 
     def submit_revision(self, deliverable_id: str, actor: str, uri: str, sha256: str, note: str,
-                        command_id: str) -> ChainView:
-        return self._change(deliverable_id, lambda d, members: d.submit_revision(
+                        command_id: str, expires_at: datetime | None = None) -> ChainView:
+        return self._change(deliverable_id, command_id, expires_at, lambda d, members: d.submit_revision(
             actor=actor, uri=uri, sha256=sha256, note=note, command_id=command_id, members=members))
 
-    def withdraw(self, deliverable_id: str, actor: str, reason: str, command_id: str) -> ChainView:
-        return self._change(deliverable_id, lambda d, _: d.withdraw(actor=actor, reason=reason,
-                                                                     command_id=command_id))
+    def withdraw(self, deliverable_id: str, actor: str, reason: str, command_id: str,
+                 expires_at: datetime | None = None) -> ChainView:
+        return self._change(deliverable_id, command_id, expires_at, lambda d, _: d.withdraw(
+            actor=actor, reason=reason, command_id=command_id))
 
     def reassign(self, deliverable_id: str, actor: str, approvers: list[str], reason: str,
-                 command_id: str) -> ChainView:
-        return self._change(deliverable_id, lambda d, members: d.reassign(
+                 command_id: str, expires_at: datetime | None = None) -> ChainView:
+        return self._change(deliverable_id, command_id, expires_at, lambda d, members: d.reassign(
             actor=actor, approvers=approvers, reason=reason, command_id=command_id, members=members))
 
     def fire_deadline(self, deliverable_id: str, stage_index: int, opened_at: str, kind: str, level: int,
-                      command_id: str) -> ChainView:
-        return self._change(deliverable_id, lambda d, members: d.fire_deadline(
+                      command_id: str, expires_at: datetime | None = None) -> ChainView:
+        return self._change(deliverable_id, command_id, expires_at, lambda d, members: d.fire_deadline(
             stage_index=stage_index, opened_at=opened_at, kind=kind, level=level, command_id=command_id,
             members=members))
+
+    def chain_view(self, deliverable_id: str | UUID) -> ChainView:
+        """What the chain's workflow keeps of the deliverable, as the record holds it now."""
+        return self._get(as_uuid(deliverable_id, "deliverable"), "deliverable", Deliverable).to_view()
 
     def get_deliverable(self, deliverable_id: str | UUID, as_of: datetime | None = None) -> DeliverableState:
         uid = as_uuid(deliverable_id, "deliverable")
@@ -135,8 +142,12 @@ class Signoff(Application):
         return entries
 
     # ---- plumbing -----------------------------------------------------------------------------
-    def _change(self, deliverable_id: str, command: Callable[[Deliverable, list[dict[str, Any]]], None]) -> ChainView:
+    def _change(self, deliverable_id: str, command_id: str, expires_at: datetime | None,
+                command: Callable[[Deliverable, list[dict[str, Any]]], None]) -> ChainView:
         deliverable: Deliverable = self._get(as_uuid(deliverable_id, "deliverable"), "deliverable", Deliverable)
+        if command_id in deliverable.commands:
+            return deliverable.to_view()  # recorded before: a repeat answers the record as it is now
+        check_not_expired(expires_at)
         project = self.get_project(deliverable.project_id)
         command(deliverable, project.members)
         self._save(deliverable)
@@ -156,6 +167,12 @@ class Signoff(Application):
             self.save(*aggregates)
         except IntegrityError as exc:
             raise ConcurrentChange("changed by someone else at the same moment; try again") from exc
+
+
+def check_not_expired(expires_at: datetime | None) -> None:
+    """A command whose caller has stopped waiting is never recorded, however late it arrives."""
+    if expires_at is not None and datetime.now(timezone.utc) > expires_at:
+        raise CommandExpired("the command came after its caller had stopped waiting for it; nothing was recorded")
 
 
 def event_time(stored: Any) -> datetime:

@@ -53,7 +53,17 @@ class ConcurrentChange(Conflict):
     pass
 
 
-class CommandExpired(Conflict):
+class Unavailable(DomainError):
+    """Not done because the system was too slow or the caller left: nothing was recorded; retry."""
+
+    kind = "unavailable"
+
+
+class CommandExpired(Unavailable):
+    pass
+
+
+class CommandAbandoned(Unavailable):
     pass
 
 

@@ -52,14 +52,29 @@ class ChainActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.record_submission, self.record_decision, self.record_revision, self.record_withdrawal,
-                self.record_reassignment, self.record_deadline]
+                self.record_reassignment, self.record_deadline, self.read_view]
 
-    @staticmethod
-    async def _run(use_case: Callable[..., ChainView], rec: Recording) -> ChainView:
+    @activity.defn
+    async def read_view(self, deliverable_id: str) -> ChainView:
+        """The record's view of the chain, for a workflow whose own view fell behind the record."""
+        return await asyncio.to_thread(self.app.chain_view, deliverable_id)
+
+    async def _run(self, use_case: Callable[..., ChainView], rec: Recording) -> ChainView:
         try:
-            return await asyncio.to_thread(use_case, rec.deliverable_id, command_id=rec.command_id, **rec.args)
+            return await asyncio.to_thread(use_case, rec.deliverable_id, command_id=rec.command_id,
+                                           expires_at=rec.expires_at, **rec.args)
         except ConcurrentChange as exc:
             # Another write got in first: a retry reloads, and the command id keeps it single.
             raise ApplicationError(exc.detail, type=type(exc).__name__) from exc
         except DomainError as exc:
-            raise ApplicationError(exc.detail, type=type(exc).__name__, non_retryable=True) from exc
+            # The record's current view goes with the refusal: a workflow that allowed the command
+            # on its own view was behind the record, and takes this view as its own.
+            current = await asyncio.to_thread(self._view_if_any, rec.deliverable_id)
+            raise ApplicationError(exc.detail, *([current.model_dump(mode="json")] if current else []),
+                                   type=type(exc).__name__, non_retryable=True) from exc
+
+    def _view_if_any(self, deliverable_id: str) -> ChainView | None:
+        try:
+            return self.app.chain_view(deliverable_id)
+        except DomainError:
+            return None

@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import rules
-    from domain.errors import CommandExpired, DomainError
+    from domain.errors import CommandAbandoned, CommandExpired, DomainError
     from domain.state import ChainView
     from workflows.activities import ChainActivities
     from workflows.messages import (
@@ -34,8 +34,18 @@ RECORD_TIMEOUT = timedelta(seconds=30)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5))
 
 
-def refuse(exc: DomainError) -> ApplicationError:
-    return ApplicationError(exc.detail, type=type(exc).__name__, non_retryable=True)
+# One patch for the changes that made the event store the workflow's source of truth (issue 5):
+# expiry checked where commands are recorded, the record's view adopted after a refusal, abandoned
+# commands, and a refused submission failing the run. Chains started before it replay as they ran.
+RECORD_IS_TRUTH = "record-is-truth"
+# Abandoned update ids kept per run: enough for every client that could give up meanwhile.
+MAX_ABANDONED = 1000
+
+
+def refuse(exc: DomainError, view: ChainView | None = None) -> ApplicationError:
+    # The view's version goes with the refusal, so a caller can tell a workflow behind the record.
+    details = [{"view_version": view.version}] if view is not None else []
+    return ApplicationError(exc.detail, *details, type=type(exc).__name__, non_retryable=True)
 
 
 @workflow.defn
@@ -49,10 +59,16 @@ class ApprovalChainWorkflow:
         # Deadlines recorded in this run: even if a recording changed nothing, it is never retried
         # in a loop, which would fill the history.
         self.fired: set[str] = set()
+        # Updates whose callers went away before they were taken up: never recorded.
+        self.abandoned: list[str] = []
 
     @workflow.run
     async def run(self, input: ChainInput) -> ChainView | None:
         await workflow.wait_condition(lambda: self.view is not None or self.open_failed)
+        if self.view is None and workflow.patched(RECORD_IS_TRUTH):
+            # A failed run, so the same deliverable id may be submitted again (Idempotency-Key retry).
+            raise ApplicationError("the submission was refused and not recorded", type="SubmissionRefused",
+                                   non_retryable=True)
         while self.view is not None and not self.view.finished:
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -101,7 +117,7 @@ class ApprovalChainWorkflow:
                     await self._record(ChainActivities.record_submission, {
                         "project_id": self.input.project_id, "title": self.input.title,
                         "submitter": self.input.submitter, "policy": self.input.policy,
-                        "revision": self.input.revision}, "submission")
+                        "revision": self.input.revision}, "submission", self.input.expires_at)
                 except ApplicationError:
                     self.open_failed = True
                     raise
@@ -140,6 +156,22 @@ class ApprovalChainWorkflow:
     def _validate_reassign(self, cmd: ReassignInput) -> None:
         self._validate(self._check_reassignment, cmd)
 
+    @workflow.update
+    async def refresh(self) -> ChainView | None:
+        """Take the record's current view as the chain's own. The API calls this when the workflow
+        refused a command on a view older than the record (a recording whose answer was lost)."""
+        async with self.lock:
+            if self.view is not None:
+                self.view = await workflow.execute_local_activity(
+                    ChainActivities.read_view, self.input.deliverable_id, result_type=ChainView,
+                    start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY)
+            return self.view
+
+    @workflow.signal
+    def abandon(self, update_id: str) -> None:
+        """The caller of this update has gone: if it is not yet recorded, it never will be."""
+        self.abandoned = [*self.abandoned[-(MAX_ABANDONED - 1):], update_id]
+
     @workflow.query
     def current(self) -> ChainView | None:
         return self.view
@@ -157,33 +189,49 @@ class ApprovalChainWorkflow:
     def _check_reassignment(self, view: ChainView, cmd: ReassignInput) -> None:
         rules.check_reassignment(view, cmd.approvers)
 
-    def _validate(self, check: Callable[[ChainView, Any], None], cmd: Command) -> None:
-        if cmd.expires_at is not None and workflow.now() > cmd.expires_at:
+    def _validate(self, check: Callable[[ChainView, Any], None], cmd: Command, expiry: bool = False) -> None:
+        info = workflow.current_update_info()
+        if info is not None and info.id in self.abandoned:
+            raise refuse(CommandAbandoned("the caller went away before the command was taken up"))
+        # Only chains from before RECORD_IS_TRUTH check expiry here; the record checks it now, after
+        # looking whether it already holds the command (a recording whose answer was lost).
+        if expiry and cmd.expires_at is not None and workflow.now() > cmd.expires_at:
             raise refuse(CommandExpired("the command came after its caller had stopped waiting for it"))
         if self.view is None:
             return  # not opened yet: the handler waits for the lock and the aggregate decides
         try:
             check(self.view, cmd)
         except DomainError as exc:
-            raise refuse(exc) from None
+            raise refuse(exc, self.view) from None
 
     async def _command(self, activity: Any, cmd: Command, check: Callable[[ChainView, Any], None]) -> ChainView:
         async with self.lock:
-            self._validate(check, cmd)  # again: a command ahead of this one may have changed the view
+            if workflow.patched(RECORD_IS_TRUTH):
+                await asyncio.sleep(0)  # an abandon signal that came in the same task lands first
+                self._validate(check, cmd)  # again: a command ahead of this one may have changed the view
+            else:
+                self._validate(check, cmd, expiry=True)
             info = workflow.current_update_info()
             assert info is not None
             # The update's own id names the command: stable across task retries, unique per command.
-            return await self._record(activity, cmd.arguments(), f"update:{info.id}")
+            return await self._record(activity, cmd.arguments(), f"update:{info.id}", cmd.expires_at)
 
-    async def _record(self, activity: Any, args: dict[str, Any], command: str) -> ChainView:
+    async def _record(self, activity: Any, args: dict[str, Any], command: str,
+                      expires_at: Any = None) -> ChainView:
         recording = Recording(deliverable_id=self.input.deliverable_id,
-                              command_id=f"{workflow.info().workflow_id}:{command}", args=args)
+                              command_id=f"{workflow.info().workflow_id}:{command}", args=args,
+                              expires_at=expires_at)
         try:
             self.view = await workflow.execute_local_activity(
                 activity, recording, result_type=ChainView,
                 start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY)
-        except ActivityError as exc:
-            if isinstance(exc.cause, ApplicationError):
-                raise ApplicationError(exc.cause.message, type=exc.cause.type, non_retryable=True) from None
-            raise
+        except (ActivityError, ApplicationError) as exc:
+            # A local activity's failure may arrive as the ActivityError or as its cause itself.
+            refused = exc.cause if isinstance(exc, ActivityError) else exc
+            if not isinstance(refused, ApplicationError):
+                raise
+            if refused.details and workflow.patched(RECORD_IS_TRUTH):
+                # The record refused what this view allowed: the view was behind; the record wins.
+                self.view = ChainView.model_validate(refused.details[0])
+            raise ApplicationError(refused.message, type=refused.type, non_retryable=True) from None
         return self.view

@@ -25,6 +25,8 @@ class ChainInput(BaseModel):
     view: ChainView | None = None
     # Continue as new past this many history events, even before the server suggests it.
     max_history: int = Field(default=10_000, ge=20)
+    # The submission's delivery deadline, like every command's: past it, it is never recorded.
+    expires_at: datetime | None = None
 
 
 class Command(BaseModel):
@@ -65,3 +67,6 @@ class Recording(BaseModel):
     deliverable_id: str
     command_id: str
     args: dict[str, Any]
+    # Checked where the command is recorded: a command already held answers the record; one not
+    # yet held is refused past this moment, so nothing applies after its caller gave up.
+    expires_at: datetime | None = None

@@ -216,3 +216,32 @@ def test_next_deadline_skips_what_this_run_has_fired(app):
     assert (first.kind, first.level) == ("escalation", 1)
     after = view.next_deadline(frozenset({view.deadline_id(first)}))
     assert (after.kind, after.level) == ("sla", 0)
+
+
+def test_a_decision_on_an_old_revision_is_a_stale_revision_not_a_stranger(app):
+    # carol approves engineering on revision 1 while alice's revision 2 restarts the chain at design:
+    # carol is no approver of design, but what went wrong is the revision she looked at.
+    state = decide(app, submit(app), "bob")
+    assert state.stage.name == "engineering"
+    app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "b" * 64, "v2", "rev-2")
+    assert full(app, app.chain_view(state.id)).stage.name == "design"
+    with pytest.raises(StaleRevision):
+        decide(app, state, "carol", rev=1)
+
+
+def test_an_expired_command_is_never_recorded_but_a_held_one_answers_the_record(app):
+    from datetime import datetime, timedelta, timezone
+
+    from domain.errors import CommandExpired
+
+    state = submit(app)
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    with pytest.raises(CommandExpired):
+        app.decide(state.id, "bob", "approve", "", 1, "late", expires_at=past)
+    assert full(app, app.chain_view(state.id)).version == state.version
+    # Recorded in time, then the answer was lost: asked again after the deadline, the record answers.
+    view = app.decide(state.id, "bob", "approve", "", 1, "in-time")
+    assert app.decide(state.id, "bob", "approve", "", 1, "in-time", expires_at=past) == view
+    with pytest.raises(CommandExpired):
+        app.submit_deliverable("00000000-0000-0000-0000-000000000002", state.project_id, "Late", "alice",
+                               make_policy(app), revision(), "c1", expires_at=past)
