@@ -46,6 +46,10 @@ def check_decision(view: ChainView, actor: str, revision: int, verdict: str = "a
     check_running(view)
     if actor == view.submitter:
         raise SelfApproval("the submitter may not decide on their own deliverable")
+    # Before eligibility: a decision on an old revision raced a new one, which may have moved the
+    # chain to a stage the actor is not in; the truth is the stale revision, not the stranger.
+    if revision != view.revision:
+        raise StaleRevision(f"revision {revision} is not the current revision {view.revision}")
     stage = view.stage
     if stage is None or not stage.open:
         raise StageClosed("no stage is open for decisions; the deliverable waits for a new revision")
@@ -53,8 +57,6 @@ def check_decision(view: ChainView, actor: str, revision: int, verdict: str = "a
         if actor in view.former_approvers:
             raise StageClosed(f"the stage {actor} approves in has closed; {stage.name!r} is open now")
         raise NotEligible(f"{actor} is not an approver of stage {stage.name!r}")
-    if revision != view.revision:
-        raise StaleRevision(f"revision {revision} is not the current revision {view.revision}")
     if actor in stage.decided:
         raise AlreadyDecided(f"{actor} has already decided on stage {stage.name!r}")
 
