@@ -6,8 +6,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import metrics, problems
+from api.clock import ArrivalClock
 from api.deps import Services
-from api.limits import BodyLimit
+from api.limits import BodyLimit, HeaderLimit
 from api.routers import codec, deliverables, health, inbox, policies, projects
 from domain.readmodel import ReadModel
 from domain.storage import open_application
@@ -20,7 +21,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_application(settings.event_store_url())
-        temporal = await connect(settings)
+        # Lazy: the API starts and serves reads while Temporal is down; commands answer 503 until
+        # it is back, and each call connects again if needed.
+        temporal = await connect(settings, lazy=True)
         app.state.services = Services(settings=settings, store=store,
                                       views=ReadModel(store, settings.event_store_url()), temporal=temporal)
         try:
@@ -39,5 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(codec.router_for(settings, payload_codec))
     # Added last, so outermost: refusals of the body limit are measured too.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderLimit, max_bytes=settings.max_header_bytes)  # outside: before the body is read
     app.add_middleware(metrics.MetricsMiddleware, metrics=measured)
+    # Outermost of all: a command's deadline counts from the moment its request arrived.
+    app.add_middleware(ArrivalClock)
     return app

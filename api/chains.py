@@ -1,11 +1,17 @@
 """Sending commands to approval-chain workflows and turning their refusals into problems."""
 
-from datetime import timedelta
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from starlette.requests import Request
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -19,8 +25,10 @@ from domain.state import ChainView
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, chain_workflow_id
 
+log = logging.getLogger("signoff.api")
 ERROR_TYPES = error_types()
-UNKNOWN_OUTCOME = ("a command not yet taken up now expires and is never applied, one taken up is being recorded: "
+RETRY_AFTER = {"Retry-After": "2"}
+UNKNOWN_OUTCOME = ("a command not yet recorded now expires and is never applied, one already recorded stays: "
                    "read the deliverable in a few seconds to learn which")
 
 
@@ -28,48 +36,140 @@ class AlreadyExists(Exception):
     """The workflow for this deliverable ran before and has closed: read the record instead."""
 
 
-async def open_chain(client: Client, task_queue: str, chain: ChainInput, timeout: timedelta) -> ChainView:
+def remaining(deadline: datetime) -> timedelta:
+    """What is left of a command's time; nothing left means it is not sent at all."""
+    left = deadline - datetime.now(timezone.utc)
+    if left <= timedelta(0):
+        raise Problem(503, f"the request waited past its deadline before it could be sent; nothing was recorded",
+                      "chain-unavailable", RETRY_AFTER)
+    return left
+
+
+async def open_chain(client: Client, task_queue: str, chain: ChainInput, deadline: datetime,
+                     request: Request | None = None) -> ChainView:
     start = WithStartWorkflowOperation(
         ApprovalChainWorkflow.run, chain, id=chain_workflow_id(chain.deliverable_id), task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        # A run whose submission was refused (expired, say) failed: the same id may be submitted again.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+    update_id = str(uuid.uuid4())
     try:
-        return await client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
-                                                              start_workflow_operation=start,
-                                                              rpc_timeout=timeout)
+        return await _unless_caller_leaves(
+            client.execute_update_with_start_workflow(ApprovalChainWorkflow.open, start_workflow_operation=start,
+                                                      id=update_id, rpc_timeout=remaining(deadline)),
+            request, deadline, lambda: _abandon(client.get_workflow_handle(chain_workflow_id(chain.deliverable_id)),
+                                      update_id))
     except WorkflowAlreadyStartedError:
         raise AlreadyExists() from None
     except WorkflowUpdateFailedError as exc:
         raise refusal(exc) from None
-    except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as exc:
-        raise unavailable(exc, "send the same request with the same Idempotency-Key to learn whether it was "
-                               "made: a repeat never makes a second deliverable") from None
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError, RuntimeError) as exc:
+        raise unavailable(exc, "") from None
 
 
-async def send(client: Client, deliverable_id: str, update: Any, arg: Any, timeout: timedelta) -> ChainView:
+async def send(client: Client, deliverable_id: str, update: Any, arg: Any, deadline: datetime,
+               request: Request | None = None,
+               recorded_version: Callable[[], Awaitable[int]] | None = None) -> ChainView:
+    """Run `update` on the deliverable's chain and answer the view it recorded.
+
+    A refusal made on a view older than the record (the answer to an earlier recording was lost
+    to a crash) is not the truth: the chain takes the record's view and the command is tried once
+    more. `recorded_version` reads the record's version, and is only called after a refusal.
+    """
     handle = client.get_workflow_handle(chain_workflow_id(deliverable_id))
     try:
-        return await handle.execute_update(update, arg, result_type=ChainView, rpc_timeout=timeout)
+        return await _update(handle, update, arg, deadline, request)
+    except WorkflowUpdateFailedError as exc:
+        behind = _view_version(exc)
+        if behind is None or recorded_version is None or await recorded_version() <= behind:
+            raise refusal(exc) from None
+        log.warning("chain %s refused on view %s behind the record: refreshing", deliverable_id, behind)
+    try:
+        await handle.execute_update(ApprovalChainWorkflow.refresh, rpc_timeout=remaining(deadline))
+        return await _update(handle, update, arg, deadline, request)
     except WorkflowUpdateFailedError as exc:
         raise refusal(exc) from None
+
+
+async def _update(handle: WorkflowHandle, update: Any, arg: Any, deadline: datetime,
+                  request: Request | None) -> ChainView:
+    update_id = str(uuid.uuid4())
+    try:
+        return await _unless_caller_leaves(
+            handle.execute_update(update, arg, id=update_id, result_type=ChainView,
+                                  rpc_timeout=remaining(deadline)),
+            request, deadline, lambda: _abandon(handle, update_id))
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND or "already completed" in str(exc).lower():
             raise domain_problem(ChainFinished("the chain has ended; it takes no more commands")) from None
         raise unavailable(exc, UNKNOWN_OUTCOME) from None
-    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, RuntimeError) as exc:
+        # RuntimeError: the lazily connected client could not reach Temporal at all.
         raise unavailable(exc, UNKNOWN_OUTCOME) from None
 
 
-def unavailable(exc: Exception, advice: str) -> Problem:
-    return Problem(503, f"the approval chain did not answer in time ({type(exc).__name__}); {advice}",
-                   "chain-unavailable")
+async def _unless_caller_leaves(work: Awaitable[Any], request: Request | None, deadline: datetime,
+                                abandon: Callable[[], Awaitable[None]]) -> Any:
+    """Await `work` until the deadline at most (the client's own retries against a server that is
+    down outlast its rpc_timeout); if the HTTP client disconnects first, stop waiting and abandon
+    the command, so a command whose caller has gone is never recorded later."""
+    task = asyncio.ensure_future(work)
+    waits = {task}
+    if request is not None:
+        waits.add(gone := asyncio.ensure_future(_disconnected(request)))
+    try:
+        left = (deadline - datetime.now(timezone.utc)).total_seconds()
+        await asyncio.wait(waits, timeout=max(left, 0.001), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for other in waits - {task}:
+            other.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    if request is not None and gone.done():
+        await abandon()
+        raise Problem(503, "the client went away; the command was abandoned", "client-gone")
+    # Past the deadline a command not yet recorded never will be (the record checks it).
+    raise WorkflowUpdateRPCTimeoutOrCancelledError()
 
 
-def refusal(exc: WorkflowUpdateFailedError) -> Problem:
+async def _disconnected(request: Request) -> None:
+    # Once the body has been read, the server's next message is the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _abandon(handle: WorkflowHandle, update_id: str) -> None:
+    try:
+        await handle.signal(ApprovalChainWorkflow.abandon, update_id, rpc_timeout=timedelta(seconds=5))
+    except (RPCError, RuntimeError) as exc:
+        log.warning("could not abandon update %s of %s: %s", update_id, handle.id, exc)
+
+
+def _view_version(exc: WorkflowUpdateFailedError) -> int | None:
+    cause = _application_error(exc)
+    if cause is None or not cause.details or not isinstance(cause.details[0], dict):
+        return None
+    version = cause.details[0].get("view_version")
+    return version if isinstance(version, int) else None
+
+
+def _application_error(exc: WorkflowUpdateFailedError) -> ApplicationError | None:
     cause = exc.cause
     while cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.cause
-    if isinstance(cause, ApplicationError) and cause.type in ERROR_TYPES:
+    return cause
+
+
+def unavailable(exc: Exception, advice: str, **extra: Any) -> Problem:
+    detail = f"the approval chain did not answer in time ({type(exc).__name__})" + (f"; {advice}" if advice else "")
+    return Problem(503, detail, "chain-unavailable", RETRY_AFTER, **extra)
+
+
+def refusal(exc: WorkflowUpdateFailedError) -> Problem:
+    cause = _application_error(exc)
+    if cause is not None and cause.type in ERROR_TYPES:
         error: DomainError = ERROR_TYPES[cause.type](cause.message)
         return domain_problem(error)
-    return Problem(503, f"the approval chain could not take the command: {exc.cause or exc}", "chain-unavailable")
+    return Problem(503, f"the approval chain could not take the command: {exc.cause or exc}", "chain-unavailable",
+                   RETRY_AFTER)

@@ -15,6 +15,7 @@ from domain.application import Signoff
 from domain.errors import NotFound
 from domain.project import Project
 from domain.readmodel import ReadModel
+from domain.storage import store_timeouts
 from workers.settings import Settings
 
 
@@ -32,9 +33,18 @@ class Services:
         return timedelta(seconds=self.settings.command_timeout_seconds)
 
     def command_deadline(self, request: Request) -> datetime:
-        """Past this a command is never recorded: counted from the request's arrival, so after the
-        caller has heard 503 nothing it sent applies later."""
+        """When the caller hears 503 if the command has not been recorded: counted from the
+        request's arrival, not from when the handler got round to it."""
         return arrived_at(request.scope) + self.command_timeout
+
+    def record_by(self, request: Request) -> datetime:
+        """Past this a command is never recorded. Earlier than the answer's deadline by what one
+        store write may take (its lock and statement timeouts), so a write that began in time has
+        ended before the caller hears 503: nothing the caller gave up on applies later."""
+        bounds = store_timeouts(self.settings.event_store_url())
+        margin = min(timedelta(seconds=max(bounds["lock_timeout"], bounds["statement_timeout"])),
+                     self.command_timeout / 2)
+        return self.command_deadline(request) - margin
 
 
 async def get_services(request: Request) -> Services:

@@ -17,25 +17,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain.errors import DomainError
 
 log = logging.getLogger("signoff.api")
-KIND_STATUS = {"invalid": 422, "not_found": 404, "forbidden": 403, "conflict": 409}
+KIND_STATUS = {"invalid": 422, "not_found": 404, "forbidden": 403, "conflict": 409, "unavailable": 503}
 STORE_RETRY_AFTER = "2"  # seconds; the store's own timeouts are a few seconds
 # SQLite's result codes that say "not now" (busy, locked, disk, cannot open), not "wrong statement".
 SQLITE_UNAVAILABLE = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
                       sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL}
 
 
-
 class Problem(Exception):
-    def __init__(self, status: int, detail: str, type_: str | None = None, **extra: Any):
+    def __init__(self, status: int, detail: str, type_: str | None = None, headers: dict[str, str] | None = None,
+                 **extra: Any):
         super().__init__(detail)
-        self.status, self.detail, self.type, self.extra = status, detail, type_, extra
+        self.status, self.detail, self.type, self.headers, self.extra = status, detail, type_, headers, extra
 
 
-def problem_response(status: int, detail: str, type_: str | None = None, **extra: Any) -> JSONResponse:
+def problem_response(status: int, detail: str, type_: str | None = None, headers: dict[str, str] | None = None,
+                     **extra: Any) -> JSONResponse:
     title = HTTPStatus(status).phrase
     body = {"type": f"/problems/{type_ or title.lower().replace(' ', '-')}", "title": title, "status": status,
             "detail": detail, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {**({"WWW-Authenticate": "Bearer"} if status == 401 else {}), **(headers or {})}
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
@@ -60,7 +61,10 @@ def store_unavailable_response(detail: str) -> JSONResponse:
 
 
 def domain_problem(exc: DomainError) -> Problem:
-    return Problem(KIND_STATUS.get(exc.kind, 422), exc.detail, _kebab(type(exc).__name__))
+    status = KIND_STATUS.get(exc.kind, 422)
+    # Nothing was recorded because the service was slow: the same request may be sent again.
+    headers = {"Retry-After": STORE_RETRY_AFTER} if status == 503 else None
+    return Problem(status, exc.detail, _kebab(type(exc).__name__), headers)
 
 
 def _kebab(name: str) -> str:
@@ -70,12 +74,12 @@ def _kebab(name: str) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, exc.type, **exc.extra)
+        return problem_response(exc.status, exc.detail, exc.type, exc.headers, **exc.extra)
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         p = domain_problem(exc)
-        return problem_response(p.status, p.detail, p.type)
+        return problem_response(p.status, p.detail, p.type, p.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,9 +17,9 @@ log = logging.getLogger("signoff.worker")
 WORKFLOWS = [ApprovalChainWorkflow]
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, lazy: bool = False) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=data_converter(settings))
+                                data_converter=data_converter(settings), lazy=lazy)
 
 
 def build_worker(client: Client, app: Signoff, task_queue: str) -> Worker:

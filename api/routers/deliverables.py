@@ -3,7 +3,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from api.auth import Principal
 from api.chains import AlreadyExists, open_chain, send
@@ -51,6 +51,14 @@ def _visible_deliverable_project(services: Services, user: Principal, deliverabl
     return project
 
 
+async def _command(services: Services, request: Request, deliverable_id: str, update: Any, command: Any) -> None:
+    async def recorded_version() -> int:
+        return (await asyncio.to_thread(services.store.chain_view, deliverable_id)).version
+
+    await send(services.temporal, deliverable_id, update, command, services.command_deadline(request), request,
+               recorded_version)
+
+
 async def _recorded(services: Services, deliverable_id: str) -> Response:
     # The workflow answers once the command is in the event store; the full state is read from there.
     # Serialised here, once: the state is already a validated DeliverableState.
@@ -59,7 +67,7 @@ async def _recorded(services: Services, deliverable_id: str) -> Response:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DeliverableState)
-async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc,
+async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc, request: Request,
                  idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> DeliverableState:
     """Submit a deliverable with its first revision; its approval chain starts at the policy's first stage.
     The same Idempotency-Key from the same user answers the same deliverable."""
@@ -77,13 +85,26 @@ async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc,
     policy = await asyncio.to_thread(services.store.get_policy, body.policy)
     # Before anything starts, so a refusal leaves no trace.
     check_policy_fits(policy, project.members, user.user)
+    deadline = services.command_deadline(request)
     chain = ChainInput(deliverable_id=deliverable_id, project_id=str(project.id), title=body.title,
-                       submitter=user.user, policy=policy, revision=body.revision.model_dump())
+                       submitter=user.user, policy=policy, revision=body.revision.model_dump(),
+                       expires_at=services.record_by(request))
     try:
-        await open_chain(services.temporal, services.settings.task_queue, chain, services.command_timeout)
+        await open_chain(services.temporal, services.settings.task_queue, chain, deadline, request)
     except AlreadyExists:
         # Its chain has ended already: the record read below answers.
         pass
+    except Problem as problem:
+        if problem.status == 503:
+            # The id lets the client look before it retries: past the deadline the submission is
+            # either recorded under this id or never will be.
+            advice = ("repeat the request with the same Idempotency-Key: a repeat never makes a second deliverable"
+                      if idempotency_key else
+                      f"GET /api/deliverables/{deliverable_id} in a few seconds tells whether it was recorded; "
+                      "a repeat without an Idempotency-Key makes a new deliverable")
+            raise Problem(503, f"{problem.detail}; {advice}", problem.type, problem.headers,
+                          id=deliverable_id) from None
+        raise
     state = await asyncio.to_thread(services.store.get_deliverable, deliverable_id)
     return _same_request(state, body, str(project.id)) if idempotency_key else state
 
@@ -127,34 +148,39 @@ async def history(deliverable_id: DeliverableId, user: CurrentUser, services: Sv
 
 
 @router.post("/{deliverable_id}/decisions", response_model=DeliverableState)
-async def decide(deliverable_id: DeliverableId, body: DecisionIn, user: CurrentUser, services: Svc) -> Response:
+async def decide(deliverable_id: DeliverableId, body: DecisionIn, user: CurrentUser, services: Svc,
+                 request: Request) -> Response:
     """Approve, reject or request changes on the current stage; answers once the decision is recorded."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    await send(services.temporal, deliverable_id, ApprovalChainWorkflow.decide,
-               DecideInput(actor=user.user, expires_at=services.command_deadline(), **body.model_dump()), services.command_timeout)
+    await _command(services, request, deliverable_id, ApprovalChainWorkflow.decide,
+                   DecideInput(actor=user.user, expires_at=services.record_by(request), **body.model_dump()))
     return await _recorded(services, deliverable_id)
 
 
 @router.post("/{deliverable_id}/revisions", response_model=DeliverableState)
-async def submit_revision(deliverable_id: DeliverableId, body: RevisionIn, user: CurrentUser, services: Svc) -> Response:
+async def submit_revision(deliverable_id: DeliverableId, body: RevisionIn, user: CurrentUser, services: Svc,
+                          request: Request) -> Response:
     """The submitter's new revision; the policy's on_revision says where the chain starts again."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    await send(services.temporal, deliverable_id, ApprovalChainWorkflow.submit_revision,
-               RevisionInput(actor=user.user, expires_at=services.command_deadline(), **body.model_dump()), services.command_timeout)
+    await _command(services, request, deliverable_id, ApprovalChainWorkflow.submit_revision,
+                   RevisionInput(actor=user.user, expires_at=services.record_by(request), **body.model_dump()))
     return await _recorded(services, deliverable_id)
 
 
 @router.post("/{deliverable_id}/withdraw", response_model=DeliverableState)
-async def withdraw(deliverable_id: DeliverableId, user: CurrentUser, services: Svc, body: WithdrawIn | None = None) -> Response:
+async def withdraw(deliverable_id: DeliverableId, user: CurrentUser, services: Svc, request: Request,
+                   body: WithdrawIn | None = None) -> Response:
     """The submitter withdraws the deliverable; its chain ends."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    await send(services.temporal, deliverable_id, ApprovalChainWorkflow.withdraw,
-               WithdrawInput(actor=user.user, expires_at=services.command_deadline(), reason=body.reason if body else ""), services.command_timeout)
+    await _command(services, request, deliverable_id, ApprovalChainWorkflow.withdraw,
+                   WithdrawInput(actor=user.user, expires_at=services.record_by(request),
+                                 reason=body.reason if body else ""))
     return await _recorded(services, deliverable_id)
 
 
 @router.post("/{deliverable_id}/reassign", response_model=DeliverableState)
-async def reassign(deliverable_id: DeliverableId, body: ReassignIn, user: CurrentUser, services: Svc) -> Response:
+async def reassign(deliverable_id: DeliverableId, body: ReassignIn, user: CurrentUser, services: Svc,
+                   request: Request) -> Response:
     """Replace the open stage's approvers (pmo or admin, or the project's pmo)."""
     project = await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     if not (user.is_pmo_or_admin or "pmo" in project.roles_of(user.user)):
@@ -162,6 +188,6 @@ async def reassign(deliverable_id: DeliverableId, body: ReassignIn, user: Curren
     strangers = [person for person in body.approvers if not project.is_member(person)]
     if strangers:  # refused here, so the refusal never reaches the chain's history
         raise Problem(422, f"{', '.join(strangers)} is not a member of this project", "invalid")
-    await send(services.temporal, deliverable_id, ApprovalChainWorkflow.reassign,
-               ReassignInput(actor=user.user, expires_at=services.command_deadline(), **body.model_dump()), services.command_timeout)
+    await _command(services, request, deliverable_id, ApprovalChainWorkflow.reassign,
+                   ReassignInput(actor=user.user, expires_at=services.record_by(request), **body.model_dump()))
     return await _recorded(services, deliverable_id)

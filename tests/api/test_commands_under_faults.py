@@ -1,0 +1,105 @@
+"""Commands over HTTP when parts are slow, gone or behind: nothing applies after its caller gave up,
+and the API keeps answering truthfully."""
+
+import asyncio
+import time
+
+import httpx
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from domain.storage import open_application
+from tests.api.conftest import free_port, serve_api
+from workers.devstack import temporal_binary
+from workers.worker import build_worker
+
+PROBLEM = "application/problem+json"
+
+
+def assert_unavailable(r: httpx.Response) -> None:
+    assert r.status_code == 503 and r.headers["content-type"] == PROBLEM, r.text
+    assert int(r.headers["Retry-After"]) > 0
+
+
+async def test_a_submission_that_timed_out_names_its_id_and_never_appears_later(temporal_env, tmp_path):
+    async with serve_api(temporal_env, tmp_path, with_worker=False, command_timeout_seconds=1) as api:
+        store = open_application(api.settings.event_store_url())
+        project, policy = await api.project(), await api.policy()
+        # No worker: neither submission is taken up before its deadline.
+        plain = await api.submit(project, policy)
+        assert_unavailable(plain)
+        assert "GET /api/deliverables/" in plain.json()["detail"]
+        keyed = await api.submit(project, policy, headers={"Idempotency-Key": "homepage-v1"})
+        assert_unavailable(keyed)
+        assert "same Idempotency-Key" in keyed.json()["detail"]
+        async with build_worker(temporal_env.client, store, api.settings.task_queue):
+            await asyncio.sleep(3)  # the worker meets both submissions, past their deadline
+            r = await api.http.get(f"/api/deliverables/{plain.json()['id']}", headers=api.auth("alice"))
+            assert r.status_code == 404, r.text
+            # The same key again makes the deliverable, under the id the 503 named.
+            again = await api.submit(project, policy, headers={"Idempotency-Key": "homepage-v1"})
+            assert again.status_code == 201, again.text
+            assert again.json()["id"] == keyed.json()["id"]
+        store.close()
+
+
+async def test_a_command_whose_caller_went_away_is_never_recorded(temporal_env, tmp_path):
+    async with serve_api(temporal_env, tmp_path, with_worker=False) as api:
+        store = open_application(api.settings.event_store_url())
+        project, policy = await api.project(), await api.policy()
+        async with build_worker(temporal_env.client, store, api.settings.task_queue):
+            did = (await api.submit(project, policy)).json()["id"]
+        # No worker: bob's decision waits; bob gives up after a second and hangs up.
+        try:
+            await api.http.post(f"/api/deliverables/{did}/decisions", headers=api.auth("bob"), timeout=1,
+                                json={"verdict": "approve", "comment": "", "revision": 1})
+            raise AssertionError("the decision was answered without a worker")
+        except httpx.ReadTimeout:
+            pass
+        await asyncio.sleep(0.5)  # the API hears the hang-up and abandons the command
+        async with build_worker(temporal_env.client, store, api.settings.task_queue):
+            # Bob decides again; had the abandoned decision been recorded, this would be a 409.
+            r = await api.decide(did, "bob")
+            assert r.status_code == 200, r.text
+            assert [d["actor"] for d in r.json()["decisions"]] == ["bob"]
+        store.close()
+
+
+async def test_a_command_refused_on_a_view_behind_the_record_is_retried_on_the_records_view(api):
+    project, policy = await api.project(), await api.policy()
+    did = (await api.submit(project, policy)).json()["id"]
+    store = open_application(api.settings.event_store_url())
+    # Bob's approval is recorded, but its answer never reached the workflow (lost to a crash).
+    store.decide(did, "bob", "approve", "", 1, "answer-lost")
+    store.close()
+    # The workflow still says design, where carol is no approver; the record says engineering.
+    r = await api.decide(did, "carol")
+    assert r.status_code == 200, r.text
+    assert (r.json()["stage"]["name"], r.json()["stage"]["approvals"]) == ("engineering", ["carol"])
+
+
+async def test_the_api_starts_and_serves_reads_while_temporal_is_down(temporal_env, tmp_path):
+    port = free_port()
+    async with asyncio.timeout(120), serve_api(temporal_env, tmp_path, with_worker=False,
+                                               temporal_address=f"127.0.0.1:{port}",
+                                               command_timeout_seconds=3) as api:
+        project, policy = await api.project(), await api.policy()
+        r = await api.http.get("/api/projects", headers=api.auth("paula", "pmo"))
+        assert r.status_code == 200 and [p["id"] for p in r.json()] == [project]
+        started = time.monotonic()
+        assert_unavailable(await api.submit(project, policy))
+        assert time.monotonic() - started < 5
+        assert (await api.http.get("/readyz")).status_code == 503
+        # Temporal comes up: the API connects without a restart.
+        env = await WorkflowEnvironment.start_local(port=port, dev_server_existing_path=temporal_binary(),
+                                                    data_converter=pydantic_data_converter,
+                                                    dev_server_log_level="error")
+        store = open_application(api.settings.event_store_url())
+        try:
+            async with build_worker(env.client, store, api.settings.task_queue):
+                r = await api.submit(project, policy)
+                assert r.status_code == 201, r.text
+                assert (await api.decide(r.json()["id"], "bob")).status_code == 200
+        finally:
+            store.close()
+            await env.shutdown()
