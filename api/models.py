@@ -3,17 +3,14 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from domain.policy import EscalationStep
+from domain import bounds
+from domain.policy import NAME_PATTERN, EscalationStep
 from domain.state import Verdict
+from domain.text import HttpUri, IsoDate, Name, Note, RequiredText, RoleName, Text, UserId
 
-# Names and titles: printable text only (a NUL or control character breaks lists and exports).
-Name = Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]+$")]
-# Free text may span lines, but never holds a NUL.
-Text = Annotated[str, StringConstraints(max_length=10000, pattern=r"^[^\x00]*$")]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
-RoleName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+ProjectId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
 
 class Body(BaseModel):
@@ -22,20 +19,20 @@ class Body(BaseModel):
 
 class MemberIn(Body):
     user: UserId
-    roles: list[RoleName] = Field(default_factory=list, max_length=20)
+    roles: list[RoleName] = Field(default_factory=list, max_length=bounds.MAX_MEMBER_ROLES)
 
 
 class PhaseIn(Body):
     name: Name
-    planned_start: str | None = None
-    planned_end: str | None = None
+    planned_start: IsoDate | None = None
+    planned_end: IsoDate | None = None
 
 
 class ProjectCreate(Body):
     name: Name
-    members: list[MemberIn] = Field(min_length=1, max_length=500)
-    escalation_path: list[EscalationStep] = Field(default_factory=list, max_length=20)
-    phases: list[PhaseIn] = Field(default_factory=list, max_length=50)
+    members: list[MemberIn] = Field(min_length=1, max_length=bounds.MAX_MEMBERS)
+    escalation_path: list[EscalationStep] = Field(default_factory=list, max_length=bounds.MAX_ESCALATION_STEPS)
+    phases: list[PhaseIn] = Field(default_factory=list, max_length=bounds.MAX_PHASES)
 
 
 class ProjectPublic(BaseModel):
@@ -49,22 +46,22 @@ class ProjectPublic(BaseModel):
 
 
 class RevisionIn(Body):
-    uri: Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00-\x20\x7f]+$")]
+    uri: HttpUri
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    note: Text = ""
+    note: Note = ""
 
 
 class DeliverableCreate(Body):
-    project_id: str
+    project_id: ProjectId
     title: Name
-    policy: str = Field(min_length=1, max_length=64)
+    policy: str = Field(pattern=NAME_PATTERN)
     revision: RevisionIn
 
 
 class DecisionIn(Body):
     verdict: Verdict
     comment: Text = ""
-    revision: int = Field(ge=1)
+    revision: StrictInt = Field(ge=1)  # strict: "1" or 1.0 is a careless client, not a revision
 
 
 class WithdrawIn(Body):
@@ -72,5 +69,5 @@ class WithdrawIn(Body):
 
 
 class ReassignIn(Body):
-    approvers: list[UserId] = Field(min_length=1, max_length=100)
-    reason: Annotated[Text, StringConstraints(min_length=1)]
+    approvers: list[UserId] = Field(min_length=1, max_length=bounds.MAX_MEMBERS)
+    reason: RequiredText

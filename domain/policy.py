@@ -2,10 +2,11 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from domain import durations
+from domain import bounds, durations
 from domain.errors import Invalid
+from domain.text import RoleName, StageName, UserId, UserOrRole
 
 
 def parse_duration(text: str) -> object:
@@ -24,8 +25,8 @@ class Spec(BaseModel):
 
 class EscalationStep(Spec):
     after: str
-    notify: list[str] = Field(default_factory=list)
-    grant: list[str] = Field(default_factory=list)
+    notify: list[UserOrRole] = Field(default_factory=list, max_length=bounds.MAX_NOTIFY)
+    grant: list[RoleName] = Field(default_factory=list, max_length=bounds.MAX_GRANT)
 
     @field_validator("after")
     @classmethod
@@ -35,18 +36,19 @@ class EscalationStep(Spec):
 
 
 class Approvers(Spec):
-    users: list[str] = Field(default_factory=list)
-    roles: list[str] = Field(default_factory=list)
+    users: list[UserId] = Field(default_factory=list, max_length=bounds.MAX_STAGE_USERS)
+    roles: list[RoleName] = Field(default_factory=list, max_length=bounds.MAX_STAGE_ROLES)
 
 
 class Stage(Spec):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    name: StageName
     approvers: Approvers
     rule: Literal["all", "any", "n_of_m"]
-    n: int | None = Field(default=None, ge=1)
+    # Strict: "2" or 2.0 is a careless client, not a count.
+    n: StrictInt | None = Field(default=None, ge=1, le=bounds.MAX_MEMBERS)
     sla: str | None = None
-    reminders: list[str] = Field(default_factory=list)
-    escalation: list[EscalationStep] | None = None
+    reminders: list[str] = Field(default_factory=list, max_length=bounds.MAX_REMINDERS)
+    escalation: list[EscalationStep] | None = Field(default=None, max_length=bounds.MAX_ESCALATION_STEPS)
 
     @field_validator("sla")
     @classmethod
@@ -74,7 +76,7 @@ class Stage(Spec):
 
 
 class PolicySpec(Spec):
-    stages: list[Stage] = Field(min_length=1, max_length=50)
+    stages: list[Stage] = Field(min_length=1, max_length=bounds.MAX_STAGES)
     on_revision: Literal["restart", "resume"] = "restart"
 
     @model_validator(mode="after")

@@ -1,0 +1,94 @@
+"""What a name, a text, an id or a link may hold: what a reader sees is what was recorded.
+
+Bidirectional overrides and zero-width characters make a title or comment read differently
+from what it holds (`\u202eFDP.exe`), control characters garble terminals, exports and logs.
+"""
+
+import re
+from datetime import date
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, StringConstraints
+
+from domain import bounds
+
+# U+202A-U+202E embeddings and overrides, U+2066-U+2069 isolates; zero-width spaces, joiners and
+# marks, the word joiner and the byte-order mark.
+_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200b-\u200f\u2060\ufeff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, DEL, C1 and line/paragraph separators
+_CONTROL_BUT_NEWLINE_AND_TAB = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _refuse(value: str, pattern: re.Pattern[str], what: str) -> None:
+    found = pattern.search(value)
+    if found:
+        raise ValueError(f"holds {what} U+{ord(found.group()):04X} at position {found.start()}")
+
+
+def clean_name(value: str) -> str:
+    """One line of visible text, trimmed."""
+    # Checked before trimming, since str.strip() would quietly drop a trailing \x1f or \x85.
+    _refuse(value, _CONTROL, "the control character")
+    _refuse(value, _INVISIBLE, "the invisible or direction-changing character")
+    value = value.strip()
+    if not value:
+        raise ValueError("must hold visible text")
+    return value
+
+
+def clean_text(value: str) -> str:
+    """Free text: may span lines and hold tabs; kept as sent."""
+    _refuse(value, _CONTROL_BUT_NEWLINE_AND_TAB, "the control character")
+    _refuse(value, _INVISIBLE, "the invisible or direction-changing character")
+    return value
+
+
+def visible_text(value: str) -> str:
+    value = clean_text(value)
+    if not value.strip():
+        raise ValueError("must hold visible text")
+    return value
+
+
+def http_uri(value: str) -> str:
+    """An http(s) link with a host and no credentials, kept exactly as sent."""
+    _refuse(value, _CONTROL, "the control character")
+    _refuse(value, _INVISIBLE, "the invisible or direction-changing character")
+    if any(c.isspace() for c in value):
+        raise ValueError("a URI holds no spaces")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("must be an https:// or http:// URI")
+    try:
+        parts.port  # noqa: B018 -- raises on a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise ValueError(f"has an invalid port: {exc}") from None
+    if not parts.hostname:
+        raise ValueError("must name a host, e.g. https://files.example/report.pdf")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user name or password")
+    return value
+
+
+def iso_date(value: str) -> str:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a date such as 2026-11-27") from None
+    return value
+
+
+Name = Annotated[str, StringConstraints(max_length=bounds.MAX_NAME_CHARS), AfterValidator(clean_name)]
+StageName = Annotated[str, StringConstraints(max_length=bounds.MAX_STAGE_NAME_CHARS), AfterValidator(clean_name)]
+Text = Annotated[str, StringConstraints(max_length=bounds.MAX_TEXT_CHARS), AfterValidator(clean_text)]
+RequiredText = Annotated[str, StringConstraints(max_length=bounds.MAX_TEXT_CHARS), AfterValidator(visible_text)]
+Note = Annotated[str, StringConstraints(max_length=bounds.MAX_NOTE_CHARS), AfterValidator(clean_text)]
+HttpUri = Annotated[str, StringConstraints(min_length=1, max_length=bounds.MAX_URI_CHARS), AfterValidator(http_uri)]
+IsoDate = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(iso_date)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=bounds.MAX_USER_ID_CHARS,
+                                          pattern=r"^[A-Za-z0-9._@-]+$")]
+RoleName = Annotated[str, StringConstraints(min_length=1, max_length=bounds.MAX_ROLE_CHARS,
+                                            pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+# An escalation notifies project roles or members by user id; every role name is a valid user id.
+UserOrRole = UserId
