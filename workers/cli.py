@@ -90,8 +90,9 @@ def run_api(settings: Settings) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.server import uvicorn_config
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
 
 
 def run_worker(settings: Settings) -> None:

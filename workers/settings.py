@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     jwt_audience: str = Field(default=JWT_AUDIENCE, min_length=1)
     jwt_max_ttl_minutes: int = Field(default=JWT_MAX_TTL_MINUTES, gt=0)
     max_body_bytes: int = 1024 * 1024
+    # Request line and headers; more is refused with 431 problem+json.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     # How long a request waits for its command to be recorded before it answers 503.
     command_timeout_seconds: float = Field(default=20, gt=0)
     # Bounds on every wait for the event store, in whole seconds, so an unreachable or locked store is

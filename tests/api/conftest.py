@@ -15,6 +15,7 @@ import uvicorn
 
 from api.app import create_app
 from api.auth import mint_token
+from api.server import uvicorn_config
 from domain.storage import open_application
 from tests.builders import MEMBERS, STANDARD
 from workers.settings import Settings
@@ -63,9 +64,10 @@ class Api:
 
 
 class ServerThread(threading.Thread):
-    def __init__(self, app: Any, port: int):
+    def __init__(self, app: Any, settings: Settings, port: int):
         super().__init__(daemon=True)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        # The same uvicorn setup as `signoff api`, on loopback and a free port.
+        self.server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port, log_level="warning"))
 
     def run(self) -> None:
         self.server.run()
@@ -80,7 +82,7 @@ async def serve_api(temporal_env, tmp_path, with_worker: bool = True, **override
                            "jwt_secret": "test-secret-that-is-long-enough-for-hs256", "demo": False, **overrides})
     worker_store = open_application(settings.event_store_url())
     port = free_port()
-    server = ServerThread(create_app(settings), port)
+    server = ServerThread(create_app(settings), settings, port)
     async with AsyncExitStack() as stack:
         if with_worker:
             await stack.enter_async_context(build_worker(temporal_env.client, worker_store, settings.task_queue))
