@@ -40,7 +40,7 @@ def remaining(deadline: datetime) -> timedelta:
     """What is left of a command's time; nothing left means it is not sent at all."""
     left = deadline - datetime.now(timezone.utc)
     if left <= timedelta(0):
-        raise Problem(503, f"the request waited past its deadline before it could be sent; nothing was recorded",
+        raise Problem(503, "the request waited past its deadline before it could be sent; nothing was recorded",
                       "chain-unavailable", RETRY_AFTER)
     return left
 

@@ -9,9 +9,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import pytest
 
-from tests.faults.agreement import Disagreement, assert_store_and_temporal_agree
+from tests.faults.agreement import assert_store_and_temporal_agree
 from tests.faults.topology import Topology, production_topology
 
 COMMAND_TIMEOUT = 4.0
@@ -109,10 +108,6 @@ async def kill_both_workers(topology: Topology, stream: Stream, reserved: str) -
     return {"first_down": first_down, "restarted": restarted}
 
 
-@pytest.mark.xfail(strict=True, raises=Disagreement, reason=(
-    "issue 5 item 1 (lead): a decision recorded by a worker killed before Temporal heard of it is "
-    "refused as expired when the task is retried past the command timeout; the store holds it, "
-    "Temporal never accepted it, and the chain stays on its stale view"))
 async def test_workers_killed_under_concurrent_decisions(tmp_path, pg_schema_url):
     async with production_topology(tmp_path, pg_schema_url, faults=f"kill-after-record:{MARK}",
                                    command_timeout_seconds=COMMAND_TIMEOUT) as topology:
