@@ -1,21 +1,25 @@
 """Record the workflow histories that the replay test checks new code against.
 
 Run it only when a workflow change is meant to break replay (and ship it with workflow.patched()
-for running chains): `.venv/bin/python -m tests.workflows.record_histories`.
+for running chains): `.venv/bin/python -m tests.workflows.record_histories [approval_chain|record_is_truth]`.
+Keep the older files: each is a chain that ran on an earlier version and must still replay.
 """
 
 import asyncio
+import contextlib
+import sys
 import tempfile
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from temporalio.client import WithStartWorkflowOperation
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain.storage import open_application
-from tests.builders import make_policy, make_project, revision
+from tests.builders import STANDARD, make_policy, make_project, revision
 from workers.devstack import temporal_binary
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
@@ -61,5 +65,52 @@ async def record() -> Path:
     return path
 
 
+async def record_record_is_truth() -> Path:
+    """A chain through the paths of the RECORD_IS_TRUTH patch: commands with deadlines, one refused
+    as expired by the record, one refused by a record ahead of the workflow (whose view it adopts),
+    a refresh and an abandoned update."""
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
+                                                data_converter=pydantic_data_converter)
+    soon = lambda: datetime.now(timezone.utc) + timedelta(seconds=30)  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        app = open_application(f"sqlite:///{tmp}/events.sqlite")
+        chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(app), title="Homepage mockups",
+                           submitter="alice", policy=make_policy(app, STANDARD), revision=revision(),
+                           expires_at=soon())
+        async with build_worker(env.client, app, "record"):
+            start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain,
+                                               id=chain_workflow_id(chain.deliverable_id), task_queue="record",
+                                               id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+            await env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
+                                                               start_workflow_operation=start)
+            handle = await start.workflow_handle()
+            await handle.execute_update(ApprovalChainWorkflow.decide,
+                                        DecideInput(actor="bob", verdict="approve", revision=1, expires_at=soon()))
+            late = datetime.now(timezone.utc) - timedelta(seconds=1)
+            with contextlib.suppress(WorkflowUpdateFailedError):  # refused by the record: expired
+                await handle.execute_update(ApprovalChainWorkflow.decide,
+                                            DecideInput(actor="carol", verdict="approve", revision=1, expires_at=late))
+            app.decide(chain.deliverable_id, "carol", "approve", "", 1, "answer-lost")
+            app.decide(chain.deliverable_id, "dan", "approve", "", 1, "answer-lost-too")
+            with contextlib.suppress(WorkflowUpdateFailedError):  # refused by the record, whose view it takes
+                await handle.execute_update(ApprovalChainWorkflow.decide,
+                                            DecideInput(actor="erin", verdict="approve", revision=1))
+            await handle.execute_update(ApprovalChainWorkflow.refresh)
+            await handle.signal(ApprovalChainWorkflow.abandon, "an-update-whose-caller-left")
+            await handle.execute_update(ApprovalChainWorkflow.decide,
+                                        DecideInput(actor="sam", verdict="approve", revision=1, expires_at=soon()))
+            await handle.result()
+            history = await handle.fetch_history()
+        app.close()
+    await env.shutdown()
+    path = HISTORIES / "approval_chain_record_is_truth.json"
+    path.write_text(history.to_json())
+    return path
+
+
 if __name__ == "__main__":
-    print(asyncio.run(record()))
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if which in ("all", "approval_chain"):
+        print(asyncio.run(record()))
+    if which in ("all", "record_is_truth"):
+        print(asyncio.run(record_record_is_truth()))
