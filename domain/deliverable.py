@@ -46,8 +46,9 @@ def check_policy_fits(policy: dict[str, Any], members: list[dict[str, Any]], sub
     for stage in policy["stages"]:
         strangers = [u for u in stage["approvers"].get("users", []) if u not in by_user]
         if strangers:
-            raise Invalid(f"stage {stage['name']!r} names {', '.join(unique(strangers))} as approver, "
-                          "who is not a member of this project")
+            # Not who they are: the submitter may not be allowed to read the policy's user ids.
+            raise Invalid(f"stage {stage['name']!r} names {len(unique(strangers))} approver(s) by user id who "
+                          "are not members of this project; ask pmo to add them or use another policy")
         approvers = stage_approvers(stage, members, submitter)
         if not satisfiable(stage["rule"], stage.get("n"), approvers):
             raise Invalid(
