@@ -38,7 +38,9 @@ def clean_name(value: str) -> str:
 
 
 def clean_text(value: str) -> str:
-    """Free text: may span lines and hold tabs; kept as sent."""
+    """Free text: may span lines and hold tabs; kept as sent, but for line ends made \n."""
+    # Browsers send a textarea's lines as \r\n: one line end, not a control character.
+    value = value.replace("\r\n", "\n")
     _refuse(value, _CONTROL_BUT_NEWLINE_AND_TAB, "the control character")
     _refuse(value, _INVISIBLE, "the invisible or direction-changing character")
     return value
