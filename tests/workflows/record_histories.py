@@ -11,7 +11,9 @@ import sys
 import tempfile
 import uuid
 from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
@@ -33,79 +35,75 @@ SPEC = {"stages": [
     "on_revision": "resume"}
 
 
-async def record() -> Path:
+@contextlib.asynccontextmanager
+async def recording_chain(spec: dict[str, Any], **chain_fields: Any) -> AsyncIterator[tuple[Any, ChainInput, Any]]:
+    """A fresh dev server, store and worker with one chain opened under `spec`: (app, chain, handle)."""
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
                                                 data_converter=pydantic_data_converter)
-    with tempfile.TemporaryDirectory() as tmp:
-        app = open_application(f"sqlite:///{tmp}/events.sqlite")
-        chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(app), title="Homepage mockups",
-                           submitter="alice", policy=make_policy(app, SPEC), revision=revision())
-        async with build_worker(env.client, app, "record"):
-            start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain,
-                                               id=chain_workflow_id(chain.deliverable_id), task_queue="record",
-                                               id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-            await env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
-                                                               start_workflow_operation=start)
-            handle = await start.workflow_handle()
-            await asyncio.sleep(1.5)  # the reminder and the escalation fire
-            for actor, verdict, comment in (("bob", "approve", ""), ("carol", "request_changes", "add dark mode")):
-                await handle.execute_update(ApprovalChainWorkflow.decide,
-                                            DecideInput(actor=actor, verdict=verdict, comment=comment, revision=1))
-            await handle.execute_update(ApprovalChainWorkflow.submit_revision,
-                                        RevisionInput(actor="alice", **revision("v2")))
-            for actor in ("carol", "dan"):
-                await handle.execute_update(ApprovalChainWorkflow.decide,
-                                            DecideInput(actor=actor, verdict="approve", revision=2))
-            await handle.result()
-            history = await handle.fetch_history()
-        app.close()
-    await env.shutdown()
-    path = HISTORIES / "approval_chain.json"
-    path.write_text(history.to_json())
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            app = open_application(f"sqlite:///{tmp}/events.sqlite")
+            chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(app),
+                               title="Homepage mockups", submitter="alice", policy=make_policy(app, spec),
+                               revision=revision(), **chain_fields)
+            try:
+                async with build_worker(env.client, app, "record"):
+                    start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain,
+                                                       id=chain_workflow_id(chain.deliverable_id),
+                                                       task_queue="record",
+                                                       id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                    await env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
+                                                                       start_workflow_operation=start)
+                    yield app, chain, await start.workflow_handle()
+            finally:
+                app.close()
+    finally:
+        await env.shutdown()
+
+
+async def save(handle: Any, name: str) -> Path:
+    await handle.result()
+    path = HISTORIES / f"{name}.json"
+    path.write_text((await handle.fetch_history()).to_json())
     return path
+
+
+async def record() -> Path:
+    async with recording_chain(SPEC) as (_, _, handle):
+        await asyncio.sleep(1.5)  # the reminder and the escalation fire
+        for actor, verdict, comment in (("bob", "approve", ""), ("carol", "request_changes", "add dark mode")):
+            await handle.execute_update(ApprovalChainWorkflow.decide,
+                                        DecideInput(actor=actor, verdict=verdict, comment=comment, revision=1))
+        await handle.execute_update(ApprovalChainWorkflow.submit_revision,
+                                    RevisionInput(actor="alice", **revision("v2")))
+        for actor in ("carol", "dan"):
+            await handle.execute_update(ApprovalChainWorkflow.decide,
+                                        DecideInput(actor=actor, verdict="approve", revision=2))
+        return await save(handle, "approval_chain")
 
 
 async def record_record_is_truth() -> Path:
     """A chain through the paths of the RECORD_IS_TRUTH patch: commands with deadlines, one refused
     as expired by the record, one refused by a record ahead of the workflow (whose view it adopts),
     a refresh and an abandoned update."""
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
-                                                data_converter=pydantic_data_converter)
     soon = lambda: datetime.now(timezone.utc) + timedelta(seconds=30)  # noqa: E731
-    with tempfile.TemporaryDirectory() as tmp:
-        app = open_application(f"sqlite:///{tmp}/events.sqlite")
-        chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(app), title="Homepage mockups",
-                           submitter="alice", policy=make_policy(app, STANDARD), revision=revision(),
-                           expires_at=soon())
-        async with build_worker(env.client, app, "record"):
-            start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain,
-                                               id=chain_workflow_id(chain.deliverable_id), task_queue="record",
-                                               id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-            await env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
-                                                               start_workflow_operation=start)
-            handle = await start.workflow_handle()
+    async with recording_chain(STANDARD, expires_at=soon()) as (app, chain, handle):
+        await handle.execute_update(ApprovalChainWorkflow.decide,
+                                    DecideInput(actor="bob", verdict="approve", revision=1, expires_at=soon()))
+        late = datetime.now(timezone.utc) - timedelta(seconds=1)
+        with contextlib.suppress(WorkflowUpdateFailedError):  # refused by the record: expired
             await handle.execute_update(ApprovalChainWorkflow.decide,
-                                        DecideInput(actor="bob", verdict="approve", revision=1, expires_at=soon()))
-            late = datetime.now(timezone.utc) - timedelta(seconds=1)
-            with contextlib.suppress(WorkflowUpdateFailedError):  # refused by the record: expired
-                await handle.execute_update(ApprovalChainWorkflow.decide,
-                                            DecideInput(actor="carol", verdict="approve", revision=1, expires_at=late))
-            app.decide(chain.deliverable_id, "carol", "approve", "", 1, "answer-lost")
-            app.decide(chain.deliverable_id, "dan", "approve", "", 1, "answer-lost-too")
-            with contextlib.suppress(WorkflowUpdateFailedError):  # refused by the record, whose view it takes
-                await handle.execute_update(ApprovalChainWorkflow.decide,
-                                            DecideInput(actor="erin", verdict="approve", revision=1))
-            await handle.execute_update(ApprovalChainWorkflow.refresh)
-            await handle.signal(ApprovalChainWorkflow.abandon, "an-update-whose-caller-left")
+                                        DecideInput(actor="carol", verdict="approve", revision=1, expires_at=late))
+        app.decide(chain.deliverable_id, "carol", "approve", "", 1, "answer-lost")
+        app.decide(chain.deliverable_id, "dan", "approve", "", 1, "answer-lost-too")
+        with contextlib.suppress(WorkflowUpdateFailedError):  # refused by the record, whose view it takes
             await handle.execute_update(ApprovalChainWorkflow.decide,
-                                        DecideInput(actor="sam", verdict="approve", revision=1, expires_at=soon()))
-            await handle.result()
-            history = await handle.fetch_history()
-        app.close()
-    await env.shutdown()
-    path = HISTORIES / "approval_chain_record_is_truth.json"
-    path.write_text(history.to_json())
-    return path
+                                        DecideInput(actor="erin", verdict="approve", revision=1))
+        await handle.execute_update(ApprovalChainWorkflow.refresh)
+        await handle.signal(ApprovalChainWorkflow.abandon, "an-update-whose-caller-left")
+        await handle.execute_update(ApprovalChainWorkflow.decide,
+                                    DecideInput(actor="sam", verdict="approve", revision=1, expires_at=soon()))
+        return await save(handle, "approval_chain_record_is_truth")
 
 
 if __name__ == "__main__":
