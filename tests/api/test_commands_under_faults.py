@@ -103,3 +103,22 @@ async def test_the_api_starts_and_serves_reads_while_temporal_is_down(temporal_e
         finally:
             store.close()
             await env.shutdown()
+
+
+async def test_a_commands_deadline_counts_from_the_requests_arrival(temporal_env, tmp_path):
+    async with serve_api(temporal_env, tmp_path, command_timeout_seconds=1) as api:
+        project, policy = await api.project(), await api.policy()
+        did = (await api.submit(project, policy)).json()["id"]
+
+        async def slow_body():
+            # The body trickles in for longer than the command timeout: the time is the caller's.
+            yield b'{"verdict": "approve", '
+            await asyncio.sleep(1.5)
+            yield b'"comment": "", "revision": 1}'
+
+        r = await api.http.post(f"/api/deliverables/{did}/decisions", content=slow_body(),
+                                headers={**api.auth("bob"), "Content-Type": "application/json"})
+        assert_unavailable(r)
+        await asyncio.sleep(1)
+        r = await api.http.get(f"/api/deliverables/{did}", headers=api.auth("bob"))
+        assert r.json()["decisions"] == []
