@@ -1,6 +1,7 @@
 """What every route depends on: the caller, and the clients created once in the app's lifespan."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -41,10 +42,13 @@ class Services:
         """Past this a command is never recorded. Earlier than the answer's deadline by what one
         store write may take (its lock and statement timeouts), so a write that began in time has
         ended before the caller hears 503: nothing the caller gave up on applies later."""
+        return self.command_deadline(request) - self.write_margin
+
+    @cached_property
+    def write_margin(self) -> timedelta:
         bounds = store_timeouts(self.settings.event_store_url())
-        margin = min(timedelta(seconds=max(bounds["lock_timeout"], bounds["statement_timeout"])),
-                     self.command_timeout / 2)
-        return self.command_deadline(request) - margin
+        return min(timedelta(seconds=max(bounds["lock_timeout"], bounds["statement_timeout"])),
+                   self.command_timeout / 2)
 
 
 async def get_services(request: Request) -> Services:
