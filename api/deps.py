@@ -39,16 +39,19 @@ class Services:
         return arrived_at(request.scope) + self.command_timeout
 
     def record_by(self, request: Request) -> datetime:
-        """Past this a command is never recorded. Earlier than the answer's deadline by what one
-        store write may take (its lock and statement timeouts), so a write that began in time has
-        ended before the caller hears 503: nothing the caller gave up on applies later."""
+        """Past this a command is never recorded (checked right before its save). Earlier than the
+        answer's deadline by what one save may take, so a save that began in time has ended before
+        the caller hears 503: nothing the caller gave up on applies later."""
         return self.command_deadline(request) - self.write_margin
 
     @cached_property
     def write_margin(self) -> timedelta:
+        """A save's worst case: waiting for a connection, for the lock, for the statement, and a
+        second for the clocks of the API and the worker to differ. At most half the command's time,
+        so a command still has time to be recorded (then the guarantee needs a longer timeout)."""
         bounds = store_timeouts(self.settings.event_store_url())
-        return min(timedelta(seconds=max(bounds["lock_timeout"], bounds["statement_timeout"])),
-                   self.command_timeout / 2)
+        worst = bounds["connect_timeout"] + bounds["lock_timeout"] + bounds["statement_timeout"] + 1
+        return min(timedelta(seconds=worst), self.command_timeout / 2)
 
 
 async def get_services(request: Request) -> Services:

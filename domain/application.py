@@ -72,12 +72,12 @@ class Signoff(Application):
             return self._get(uid, "deliverable", Deliverable).to_view()  # already submitted: a retry
         except NotFound:
             pass
-        check_not_expired(expires_at)
         project = self.get_project(project_id)
         deliverable = Deliverable.submit(uid, project_id=str(project.id), title=title, submitter=submitter,
                                          policy=policy, members=project.members,
                                          escalation_path=project.escalation_path, revision=revision,
                                          command_id=command_id)
+        check_not_expired(expires_at)  # last, so only the save itself can outlast the deadline
         try:
             self.save(deliverable)
         except IntegrityError:
@@ -147,9 +147,9 @@ class Signoff(Application):
         deliverable: Deliverable = self._get(as_uuid(deliverable_id, "deliverable"), "deliverable", Deliverable)
         if command_id in deliverable.commands:
             return deliverable.to_view()  # recorded before: a repeat answers the record as it is now
-        check_not_expired(expires_at)
         project = self.get_project(deliverable.project_id)
         command(deliverable, project.members)
+        check_not_expired(expires_at)  # last, so only the save itself can outlast the deadline
         self._save(deliverable)
         return deliverable.to_view()
 

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     # Request line and headers; more is refused with 431 problem+json.
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     # How long a request waits for its command to be recorded before it answers 503.
-    command_timeout_seconds: float = Field(default=20, gt=0)
+    # 25 s: at least twice a save's worst case (api/deps.py write_margin), so the guarantee that
+    # nothing applies after a 503 holds with the default store timeouts.
+    command_timeout_seconds: float = Field(default=25, gt=0)
     # Bounds on every wait for the event store, in whole seconds, so an unreachable or locked store is
     # answered 503 at once: connecting (and waiting for a pooled connection), waiting for a lock, one
     # statement. A query parameter of event_store (connect_timeout=…) takes precedence.
