@@ -36,10 +36,14 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum
 
 # One patch for the changes that made the event store the workflow's source of truth (issue 5):
 # expiry checked where commands are recorded, the record's view adopted after a refusal, abandoned
-# commands, and a refused submission failing the run. Chains started before it replay as they ran.
+# commands, and a refused or never-opened submission failing the run. Chains started before it
+# replay as they ran, and keep the old behaviour until they continue as new (patched() answers
+# once per run); for them the API's refresh still repairs a view behind the record.
 RECORD_IS_TRUTH = "record-is-truth"
 # Abandoned update ids kept per run: enough for every client that could give up meanwhile.
 MAX_ABANDONED = 1000
+# How long past its deadline a run waits for an `open` that may still be on its way to the worker.
+OPEN_GRACE_SECONDS = 5
 
 
 def refuse(exc: DomainError, view: ChainView | None = None) -> ApplicationError:
@@ -64,7 +68,7 @@ class ApprovalChainWorkflow:
 
     @workflow.run
     async def run(self, input: ChainInput) -> ChainView | None:
-        await workflow.wait_condition(lambda: self.view is not None or self.open_failed)
+        await self._wait_for_opening(input)
         if self.view is None and workflow.patched(RECORD_IS_TRUTH):
             # A failed run, so the same deliverable id may be submitted again (Idempotency-Key retry).
             raise ApplicationError("the submission was refused and not recorded", type="SubmissionRefused",
@@ -76,6 +80,22 @@ class ApprovalChainWorkflow:
             await self._wait_for_change_or_deadline(self.view)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view
+
+    async def _wait_for_opening(self, input: ChainInput) -> None:
+        def opened() -> bool:
+            return self.view is not None or self.open_failed
+
+        if input.expires_at is None or not workflow.patched(RECORD_IS_TRUTH):
+            await workflow.wait_condition(opened)
+            return
+        # A submission whose `open` never came (lost with a restarting server, or its caller's
+        # request cancelled) must not leave the run waiting for ever: past the submission's
+        # deadline it can no longer be recorded, so the run fails, unless an opening is under way.
+        wait = max((input.expires_at - workflow.now()).total_seconds(), 0.0) + OPEN_GRACE_SECONDS
+        try:
+            await workflow.wait_condition(opened, timeout=wait)
+        except asyncio.TimeoutError:
+            await workflow.wait_condition(lambda: opened() or not self.lock.locked())
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -114,6 +134,9 @@ class ApprovalChainWorkflow:
         async with self.lock:
             if self.view is None:
                 try:
+                    if workflow.patched(RECORD_IS_TRUTH):
+                        await asyncio.sleep(0)  # an abandon signal that came in the same task lands first
+                        self._refuse_if_abandoned()
                     await self._record(ChainActivities.record_submission, {
                         "project_id": self.input.project_id, "title": self.input.title,
                         "submitter": self.input.submitter, "policy": self.input.policy,
@@ -123,6 +146,10 @@ class ApprovalChainWorkflow:
                     raise
             assert self.view is not None
             return self.view
+
+    @open.validator
+    def _validate_open(self) -> None:
+        self._refuse_if_abandoned()
 
     @workflow.update
     async def decide(self, cmd: DecideInput) -> ChainView:
@@ -189,10 +216,13 @@ class ApprovalChainWorkflow:
     def _check_reassignment(self, view: ChainView, cmd: ReassignInput) -> None:
         rules.check_reassignment(view, cmd.approvers)
 
-    def _validate(self, check: Callable[[ChainView, Any], None], cmd: Command, expiry: bool = False) -> None:
+    def _refuse_if_abandoned(self) -> None:
         info = workflow.current_update_info()
         if info is not None and info.id in self.abandoned:
             raise refuse(CommandAbandoned("the caller went away before the command was taken up"))
+
+    def _validate(self, check: Callable[[ChainView, Any], None], cmd: Command, expiry: bool = False) -> None:
+        self._refuse_if_abandoned()
         # Only chains from before RECORD_IS_TRUTH check expiry here; the record checks it now, after
         # looking whether it already holds the command (a recording whose answer was lost).
         if expiry and cmd.expires_at is not None and workflow.now() > cmd.expires_at:

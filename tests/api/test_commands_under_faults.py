@@ -5,13 +5,16 @@ import asyncio
 import time
 
 import httpx
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain.storage import open_application
 from tests.api.conftest import free_port, serve_api
+from tests.builders import revision
 from workers.devstack import temporal_binary
 from workers.worker import build_worker
+from workflows.messages import chain_workflow_id
 
 PROBLEM = "application/problem+json"
 
@@ -21,7 +24,26 @@ def assert_unavailable(r: httpx.Response) -> None:
     assert int(r.headers["Retry-After"]) > 0
 
 
+async def eventually(check, timeout: float = 30.0) -> None:
+    """Wait until the async `check` holds: the test waits on what it observes, not on the clock."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)
+
+
+async def run_failed(client, workflow_id: str) -> bool:
+    description = await client.get_workflow_handle(workflow_id).describe()
+    return description.status == WorkflowExecutionStatus.FAILED
+
+
+async def signalled(client, workflow_id: str) -> bool:
+    events = [e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()]
+    return any(e.HasField("workflow_execution_signaled_event_attributes") for e in events)
+
+
 async def test_a_submission_that_timed_out_names_its_id_and_never_appears_later(temporal_env, tmp_path):
+    client = temporal_env.client
     async with serve_api(temporal_env, tmp_path, with_worker=False, command_timeout_seconds=1) as api:
         store = open_application(api.settings.event_store_url())
         project, policy = await api.project(), await api.policy()
@@ -32,8 +54,10 @@ async def test_a_submission_that_timed_out_names_its_id_and_never_appears_later(
         keyed = await api.submit(project, policy, headers={"Idempotency-Key": "homepage-v1"})
         assert_unavailable(keyed)
         assert "same Idempotency-Key" in keyed.json()["detail"]
-        async with build_worker(temporal_env.client, store, api.settings.task_queue):
-            await asyncio.sleep(3)  # the worker meets both submissions, past their deadline
+        async with build_worker(client, store, api.settings.task_queue):
+            # The worker meets both submissions past their deadline: refused, their runs fail.
+            for problem in (plain, keyed):
+                await eventually(lambda: run_failed(client, chain_workflow_id(problem.json()["id"])))
             r = await api.http.get(f"/api/deliverables/{plain.json()['id']}", headers=api.auth("alice"))
             assert r.status_code == 404, r.text
             # The same key again makes the deliverable, under the id the 503 named.
@@ -44,10 +68,11 @@ async def test_a_submission_that_timed_out_names_its_id_and_never_appears_later(
 
 
 async def test_a_command_whose_caller_went_away_is_never_recorded(temporal_env, tmp_path):
+    client = temporal_env.client
     async with serve_api(temporal_env, tmp_path, with_worker=False) as api:
         store = open_application(api.settings.event_store_url())
         project, policy = await api.project(), await api.policy()
-        async with build_worker(temporal_env.client, store, api.settings.task_queue):
+        async with build_worker(client, store, api.settings.task_queue):
             did = (await api.submit(project, policy)).json()["id"]
         # No worker: bob's decision waits; bob gives up after a second and hangs up.
         try:
@@ -56,12 +81,38 @@ async def test_a_command_whose_caller_went_away_is_never_recorded(temporal_env, 
             raise AssertionError("the decision was answered without a worker")
         except httpx.ReadTimeout:
             pass
-        await asyncio.sleep(0.5)  # the API hears the hang-up and abandons the command
-        async with build_worker(temporal_env.client, store, api.settings.task_queue):
+        await eventually(lambda: signalled(client, chain_workflow_id(did)))  # the API abandoned it
+        async with build_worker(client, store, api.settings.task_queue):
             # Bob decides again; had the abandoned decision been recorded, this would be a 409.
             r = await api.decide(did, "bob")
             assert r.status_code == 200, r.text
             assert [d["actor"] for d in r.json()["decisions"]] == ["bob"]
+        store.close()
+
+
+async def test_a_submission_whose_caller_went_away_is_never_recorded(temporal_env, tmp_path):
+    client = temporal_env.client
+    async with serve_api(temporal_env, tmp_path, with_worker=False) as api:
+        store = open_application(api.settings.event_store_url())
+        project, policy = await api.project(), await api.policy()
+        try:
+            await api.http.post("/api/deliverables", headers=api.auth("alice"), timeout=1, json={
+                "project_id": project, "title": "Homepage mockups", "policy": policy, "revision": revision()})
+            raise AssertionError("the submission was answered without a worker")
+        except httpx.ReadTimeout:
+            pass
+        # The caller never heard the id; Temporal knows the one workflow it started.
+        found: list[str] = []
+
+        async def one_abandoned_run() -> bool:
+            found[:] = [w.id async for w in client.list_workflows(f'TaskQueue="{api.settings.task_queue}"')]
+            return len(found) == 1 and await signalled(client, found[0])
+
+        await eventually(one_abandoned_run)
+        async with build_worker(client, store, api.settings.task_queue):
+            await eventually(lambda: run_failed(client, found[0]))
+        r = await api.http.get(f"/api/deliverables?project_id={project}", headers=api.auth("alice"))
+        assert r.status_code == 200 and r.json() == [], r.text
         store.close()
 
 

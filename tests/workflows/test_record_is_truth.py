@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from domain.errors import NotFound
+
 from tests.workflows.test_approval_chain import update_error_type
 from tests.workflows.test_deadlines_and_faults import crashing_chain, wait_for
 from workflows.approval_chain import ApprovalChainWorkflow
@@ -100,3 +102,23 @@ async def test_a_command_held_up_by_a_locked_store_past_its_deadline_is_never_re
     view = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
         actor="bob", verdict="approve", revision=1, expires_at=soon(20)))
     assert view.stage.name == "engineering"
+
+
+async def test_a_chain_whose_opening_never_came_fails_after_its_deadline(chains):
+    from temporalio.client import WorkflowFailureError
+
+    from tests.builders import make_policy, make_project, revision
+    from workflows.messages import ChainInput, chain_workflow_id
+
+    # Started, but the `open` update was lost (a server restart, a cancelled request).
+    chain = ChainInput(deliverable_id="0d8b5f1e-3c1a-4f0e-9b7a-6a2f4c9e8d11", project_id=make_project(chains.app),
+                       title="Homepage mockups", submitter="alice", policy=make_policy(chains.app),
+                       revision=revision(), expires_at=soon(1))
+    handle = await chains.client.start_workflow(ApprovalChainWorkflow.run, chain,
+                                                id=chain_workflow_id(chain.deliverable_id),
+                                                task_queue=chains.task_queue)
+    with pytest.raises(WorkflowFailureError) as err:
+        await asyncio.wait_for(handle.result(), 30)
+    assert err.value.cause.type == "SubmissionRefused"
+    with pytest.raises(NotFound):
+        chains.app.get_deliverable(chain.deliverable_id)
