@@ -52,19 +52,14 @@ async def open_chain(client: Client, task_queue: str, chain: ChainInput, deadlin
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         # A run whose submission was refused (expired, say) failed: the same id may be submitted again.
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
-    update_id = str(uuid.uuid4())
+    handle = client.get_workflow_handle(chain_workflow_id(chain.deliverable_id))
     try:
-        return await _unless_caller_leaves(
-            client.execute_update_with_start_workflow(ApprovalChainWorkflow.open, start_workflow_operation=start,
-                                                      id=update_id, rpc_timeout=remaining(deadline)),
-            request, deadline, lambda: _abandon(client.get_workflow_handle(chain_workflow_id(chain.deliverable_id)),
-                                      update_id))
+        return await _answer(handle, deadline, request, "", lambda update_id: client.execute_update_with_start_workflow(
+            ApprovalChainWorkflow.open, start_workflow_operation=start, id=update_id, rpc_timeout=remaining(deadline)))
     except WorkflowAlreadyStartedError:
         raise AlreadyExists() from None
     except WorkflowUpdateFailedError as exc:
         raise refusal(exc) from None
-    except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError, RuntimeError) as exc:
-        raise unavailable(exc, "") from None
 
 
 async def send(client: Client, deliverable_id: str, update: Any, arg: Any, deadline: datetime,
@@ -77,42 +72,46 @@ async def send(client: Client, deliverable_id: str, update: Any, arg: Any, deadl
     more. `recorded_version` reads the record's version, and is only called after a refusal.
     """
     handle = client.get_workflow_handle(chain_workflow_id(deliverable_id))
+
+    def command(update_id: str) -> Awaitable[ChainView]:
+        return handle.execute_update(update, arg, id=update_id, result_type=ChainView, rpc_timeout=remaining(deadline))
+
     try:
-        return await _update(handle, update, arg, deadline, request)
+        return await _answer(handle, deadline, request, UNKNOWN_OUTCOME, command)
     except WorkflowUpdateFailedError as exc:
         behind = _view_version(exc)
         if behind is None or recorded_version is None or await recorded_version() <= behind:
             raise refusal(exc) from None
         log.warning("chain %s refused on view %s behind the record: refreshing", deliverable_id, behind)
     try:
-        await handle.execute_update(ApprovalChainWorkflow.refresh, rpc_timeout=remaining(deadline))
-        return await _update(handle, update, arg, deadline, request)
+        await _answer(handle, deadline, request, "nothing was recorded", lambda update_id: handle.execute_update(
+            ApprovalChainWorkflow.refresh, id=update_id, rpc_timeout=remaining(deadline)))
+        return await _answer(handle, deadline, request, UNKNOWN_OUTCOME, command)
     except WorkflowUpdateFailedError as exc:
         raise refusal(exc) from None
 
 
-async def _update(handle: WorkflowHandle, update: Any, arg: Any, deadline: datetime,
-                  request: Request | None) -> ChainView:
+async def _answer(handle: WorkflowHandle, deadline: datetime, request: Request | None, advice: str,
+                  call: Callable[[str], Awaitable[Any]]) -> Any:
+    """Run one update call (given its update id) by the deadline, and turn Temporal's failures to
+    answer into problems; a refusal (WorkflowUpdateFailedError) is left to the caller."""
     update_id = str(uuid.uuid4())
     try:
-        return await _unless_caller_leaves(
-            handle.execute_update(update, arg, id=update_id, result_type=ChainView,
-                                  rpc_timeout=remaining(deadline)),
-            request, deadline, lambda: _abandon(handle, update_id))
+        return await _unless_caller_leaves(call(update_id), request, deadline, lambda: _abandon(handle, update_id))
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND or "already completed" in str(exc).lower():
             raise domain_problem(ChainFinished("the chain has ended; it takes no more commands")) from None
-        raise unavailable(exc, UNKNOWN_OUTCOME) from None
+        raise unavailable(exc, advice) from None
     except (WorkflowUpdateRPCTimeoutOrCancelledError, RuntimeError) as exc:
         # RuntimeError: the lazily connected client could not reach Temporal at all.
-        raise unavailable(exc, UNKNOWN_OUTCOME) from None
+        raise unavailable(exc, advice) from None
 
 
 async def _unless_caller_leaves(work: Awaitable[Any], request: Request | None, deadline: datetime,
                                 abandon: Callable[[], Awaitable[None]]) -> Any:
     """Await `work` until the deadline at most (the client's own retries against a server that is
     down outlast its rpc_timeout); if the HTTP client disconnects first, stop waiting and abandon
-    the command, so a command whose caller has gone is never recorded later."""
+    the command, so a command not yet taken up when its caller went is never recorded."""
     task = asyncio.ensure_future(work)
     waits = {task}
     if request is not None:
@@ -128,7 +127,8 @@ async def _unless_caller_leaves(work: Awaitable[Any], request: Request | None, d
     task.cancel()
     if request is not None and gone.done():
         await abandon()
-        raise Problem(503, "the client went away; the command was abandoned", "client-gone")
+        raise Problem(503, "the client went away: the command is abandoned unless it was already being recorded",
+                      "client-gone")
     # Past the deadline a command not yet recorded never will be (the record checks it).
     raise WorkflowUpdateRPCTimeoutOrCancelledError()
 
