@@ -10,8 +10,9 @@ from api.chains import AlreadyExists, open_chain, send
 from api.deps import CurrentUser, Services, Svc, can_see, visible_project
 from api.models import DecisionIn, DeliverableCreate, ReassignIn, RevisionIn, WithdrawIn
 from api.problems import Problem
+from api.routers.policies import may_see
 from domain.deliverable import check_policy_fits
-from domain.errors import NotFound
+from domain.errors import Invalid, NotFound
 from domain.state import DeliverableState, Status
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, DecideInput, ReassignInput, RevisionInput, WithdrawInput
@@ -84,7 +85,14 @@ async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc, requ
         raise Problem(403, "only members of the project submit deliverables to it", "forbidden")
     policy = await asyncio.to_thread(services.store.get_policy, body.policy)
     # Before anything starts, so a refusal leaves no trace.
-    check_policy_fits(policy, project.members, user.user)
+    try:
+        check_policy_fits(policy, project.members, user.user)
+    except Invalid:
+        # Why a policy the caller may not read does not fit would tell what it holds: to them it
+        # does not exist. One that fits names only people of their own project.
+        if not await asyncio.to_thread(may_see, services, user, body.policy, policy):
+            raise NotFound(f"no policy {body.policy!r}") from None
+        raise
     deadline = services.command_deadline(request)
     chain = ChainInput(deliverable_id=deliverable_id, project_id=str(project.id), title=body.title,
                        submitter=user.user, policy=policy, revision=body.revision.model_dump(),

@@ -43,9 +43,14 @@ def _visible_policy(services: Services, user: Principal, name: str, version: int
         if not _uses_policy(services, user, name):
             raise NotFound(f"no policy {name!r}") from None
         raise
-    if _names_users(policy) and not _uses_policy(services, user, name):
+    if not may_see(services, user, name, policy):
         raise NotFound(f"no policy {name!r}")
     return policy
+
+
+def may_see(services: Services, user: Principal, name: str, policy: dict[str, Any]) -> bool:
+    """Whether `user` may read this version of the policy (see get_policy)."""
+    return user.is_pmo_or_admin or not _names_users(policy) or _uses_policy(services, user, name)
 
 
 def _names_users(policy: dict[str, Any]) -> bool:

@@ -54,15 +54,17 @@ async def test_roles_only_policies_stay_readable_and_each_version_is_judged_on_i
     assert (await get(api, policy, "mallory", version=2)).status_code == 404
 
 
-async def test_submitting_under_a_foreign_policy_does_not_name_its_approvers(api):
+async def test_submitting_under_a_policy_one_may_not_read_looks_like_no_policy(api):
     from tests.builders import MEMBERS
 
     elsewhere = await api.project(members=[*MEMBERS, {"user": "zed", "roles": []}])
-    r = await api.http.put("/api/policies/zed-signs", headers=api.auth("paula", "pmo"), json={
+    r = await api.http.put("/api/policies/counsel-review", headers=api.auth("paula", "pmo"), json={
         "stages": [{"name": "legal", "approvers": {"users": ["zed"]}, "rule": "all"}]})
     assert r.status_code == 201, r.text
     assert elsewhere
-    # alice's project has no zed: the refusal says why without naming the policy's people.
+    # alice's project has no zed, and she may not read the policy: to her it does not exist.
     project = await api.project()
-    r = await api.submit(project, "zed-signs")
-    assert r.status_code == 422 and "zed" not in r.text, r.text
+    r = await api.submit(project, "counsel-review")
+    assert r.status_code == 404 and "zed" not in r.text and "legal" not in r.text, r.text
+    assert r.json()["detail"] == (await api.submit(project, "no-such-policy")).json()["detail"].replace(
+        "no-such-policy", "counsel-review")
