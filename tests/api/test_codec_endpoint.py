@@ -149,12 +149,14 @@ async def test_the_web_ui_decodes_with_the_cookie_alone(temporal_env, tmp_path):
             assert r.status_code == status and "4711" not in r.text
         # A cookie is read as the token it holds, every time.
         for token, status in (("nonsense", 401), (mint_token(api.settings.jwt_secret, "alice"), 403)):
-            r = await api.http.post("/api/codec/decode", json=sealed, headers={**browser, "Cookie": f"{COOKIE}={token}"})
+            r = await api.http.post("/api/codec/decode", json=sealed,
+                                    headers={**browser, "Cookie": f"{COOKIE}={token}"})
             assert r.status_code == status and "4711" not in r.text
 
         # Another origin's page (another port of the same host is same-site) gets neither the answer
         # nor CORS headers that would let the browser show it.
-        r = await api.http.post("/api/codec/decode", json=sealed, headers={**browser, "Origin": "http://127.0.0.1:9999"})
+        other = {**browser, "Origin": "http://127.0.0.1:9999"}
+        r = await api.http.post("/api/codec/decode", json=sealed, headers=other)
         assert r.status_code == 403 and "4711" not in r.text
         assert "access-control-allow-origin" not in r.headers and "access-control-allow-credentials" not in r.headers
 
