@@ -3,6 +3,7 @@ and the API keeps answering truthfully."""
 
 import asyncio
 import time
+from contextlib import asynccontextmanager
 
 import httpx
 from temporalio.client import WorkflowExecutionStatus
@@ -42,11 +43,30 @@ async def signalled(client, workflow_id: str) -> bool:
     return any(e.HasField("workflow_execution_signaled_event_attributes") for e in events)
 
 
+@asynccontextmanager
+async def without_worker(temporal_env, tmp_path, **overrides):
+    """The API with no worker on its task queue, its store, a project and a policy; the test starts
+    workers when it wants commands taken up."""
+    async with serve_api(temporal_env, tmp_path, with_worker=False, **overrides) as api:
+        store = open_application(api.settings.event_store_url())
+        try:
+            yield api, store, await api.project(), await api.policy()
+        finally:
+            store.close()
+
+
+async def hang_up(api, path: str, user: str, body: dict) -> None:
+    """Send a command with no worker to take it up, and give up waiting after a second."""
+    try:
+        await api.http.post(path, headers=api.auth(user), json=body, timeout=1)
+    except httpx.ReadTimeout:
+        return
+    raise AssertionError(f"{path} was answered without a worker")
+
+
 async def test_a_submission_that_timed_out_names_its_id_and_never_appears_later(temporal_env, tmp_path):
     client = temporal_env.client
-    async with serve_api(temporal_env, tmp_path, with_worker=False, command_timeout_seconds=1) as api:
-        store = open_application(api.settings.event_store_url())
-        project, policy = await api.project(), await api.policy()
+    async with without_worker(temporal_env, tmp_path, command_timeout_seconds=1) as (api, store, project, policy):
         # No worker: neither submission is taken up before its deadline.
         plain = await api.submit(project, policy)
         assert_unavailable(plain)
@@ -64,43 +84,29 @@ async def test_a_submission_that_timed_out_names_its_id_and_never_appears_later(
             again = await api.submit(project, policy, headers={"Idempotency-Key": "homepage-v1"})
             assert again.status_code == 201, again.text
             assert again.json()["id"] == keyed.json()["id"]
-        store.close()
 
 
 async def test_a_command_whose_caller_went_away_is_never_recorded(temporal_env, tmp_path):
     client = temporal_env.client
-    async with serve_api(temporal_env, tmp_path, with_worker=False) as api:
-        store = open_application(api.settings.event_store_url())
-        project, policy = await api.project(), await api.policy()
+    async with without_worker(temporal_env, tmp_path) as (api, store, project, policy):
         async with build_worker(client, store, api.settings.task_queue):
             did = (await api.submit(project, policy)).json()["id"]
         # No worker: bob's decision waits; bob gives up after a second and hangs up.
-        try:
-            await api.http.post(f"/api/deliverables/{did}/decisions", headers=api.auth("bob"), timeout=1,
-                                json={"verdict": "approve", "comment": "", "revision": 1})
-            raise AssertionError("the decision was answered without a worker")
-        except httpx.ReadTimeout:
-            pass
+        await hang_up(api, f"/api/deliverables/{did}/decisions", "bob",
+                      {"verdict": "approve", "comment": "", "revision": 1})
         await eventually(lambda: signalled(client, chain_workflow_id(did)))  # the API abandoned it
         async with build_worker(client, store, api.settings.task_queue):
             # Bob decides again; had the abandoned decision been recorded, this would be a 409.
             r = await api.decide(did, "bob")
             assert r.status_code == 200, r.text
             assert [d["actor"] for d in r.json()["decisions"]] == ["bob"]
-        store.close()
 
 
 async def test_a_submission_whose_caller_went_away_is_never_recorded(temporal_env, tmp_path):
     client = temporal_env.client
-    async with serve_api(temporal_env, tmp_path, with_worker=False) as api:
-        store = open_application(api.settings.event_store_url())
-        project, policy = await api.project(), await api.policy()
-        try:
-            await api.http.post("/api/deliverables", headers=api.auth("alice"), timeout=1, json={
-                "project_id": project, "title": "Homepage mockups", "policy": policy, "revision": revision()})
-            raise AssertionError("the submission was answered without a worker")
-        except httpx.ReadTimeout:
-            pass
+    async with without_worker(temporal_env, tmp_path) as (api, store, project, policy):
+        await hang_up(api, "/api/deliverables", "alice",
+                      {"project_id": project, "title": "Homepage mockups", "policy": policy, "revision": revision()})
         # The caller never heard the id; Temporal knows the one workflow it started.
         found: list[str] = []
 
@@ -113,7 +119,6 @@ async def test_a_submission_whose_caller_went_away_is_never_recorded(temporal_en
             await eventually(lambda: run_failed(client, found[0]))
         r = await api.http.get(f"/api/deliverables?project_id={project}", headers=api.auth("alice"))
         assert r.status_code == 200 and r.json() == [], r.text
-        store.close()
 
 
 async def test_a_command_refused_on_a_view_behind_the_record_is_retried_on_the_records_view(api):
