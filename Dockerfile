@@ -10,6 +10,8 @@ WORKDIR /app
 COPY pyproject.toml ./
 COPY api ./api
 COPY domain ./domain
+COPY store ./store
+COPY config ./config
 COPY workflows ./workflows
 COPY workers ./workers
 RUN pip install . \

@@ -10,10 +10,10 @@ from api.clock import ArrivalClock
 from api.deps import Services
 from api.limits import BodyLimit, HeaderLimit
 from api.routers import codec, deliverables, health, inbox, policies, projects
-from domain.readmodel import ReadModel
-from domain.storage import open_application
-from workers.settings import Settings
-from workers.worker import connect
+from config.settings import Settings
+from store.events import open_application
+from store.views import ReadModel
+from workflows.client import connect
 from workflows.codec import codec_from
 
 

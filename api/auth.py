@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import jwt
 
-from workers.settings import JWT_AUDIENCE, JWT_ISSUER, JWT_MAX_TTL_MINUTES
+from config.settings import JWT_AUDIENCE, JWT_ISSUER, JWT_MAX_TTL_MINUTES
 
 ALGORITHM = "HS256"
 GLOBAL_ROLES = frozenset({"admin", "pmo"})

@@ -20,8 +20,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import Problem, domain_problem
+from domain.deliverable_state import ChainView
 from domain.errors import ChainFinished, DomainError, error_types
-from domain.state import ChainView
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, chain_workflow_id
 

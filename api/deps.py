@@ -1,8 +1,8 @@
 """What every route depends on: the caller, and the clients created once in the app's lifespan."""
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,12 +12,12 @@ from temporalio.client import Client
 from api.auth import InvalidToken, Principal, read_token
 from api.clock import arrived_at
 from api.problems import Problem
+from config.settings import Settings
 from domain.application import Signoff
 from domain.errors import NotFound
 from domain.project import Project
-from domain.readmodel import ReadModel
-from domain.storage import store_timeouts
-from workers.settings import Settings
+from store.events import store_timeouts
+from store.views import ReadModel
 
 
 @dataclass

@@ -6,9 +6,18 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from domain import bounds
-from domain.policy import NAME_PATTERN, EscalationStep
-from domain.state import Verdict
-from domain.text import HttpUri, IsoDate, Name, Note, RequiredText, RoleName, Text, UserId
+from domain.deliverable_state import Verdict
+from domain.policy_spec import NAME_PATTERN, EscalationStep
+from domain.text import (
+    HttpUri,
+    IsoDate,
+    Name,
+    Note,
+    RequiredText,
+    RoleName,
+    Text,
+    UserId,
+)
 
 ProjectId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 

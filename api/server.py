@@ -12,7 +12,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.problems import problem_response
-from workers.settings import Settings
+from config.settings import Settings
 
 
 class _Connection(h11.Connection):

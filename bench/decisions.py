@@ -24,10 +24,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-from datetime import timedelta
 
 from temporalio import activity, workflow
 
@@ -42,8 +41,8 @@ with workflow.unsafe.imports_passed_through():
 
     from api.app import create_app
     from api.auth import mint_token
-    from domain.storage import open_application
-    from workers.settings import Settings
+    from config.settings import Settings
+    from store.events import open_application
     from workers.worker import build_worker
 
 JWT_SECRET = "bench-secret-that-is-long-enough-for-hs256"

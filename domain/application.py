@@ -9,10 +9,10 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from domain.deliverable import Deliverable
+from domain.deliverable_state import ChainView, DeliverableState
 from domain.errors import CommandExpired, ConcurrentChange, NotFound
 from domain.policies import Policy, policy_id
 from domain.project import Project
-from domain.state import ChainView, DeliverableState
 
 SYSTEM_ACTOR = "signoff"
 

@@ -11,6 +11,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from domain.deadlines import escalation_steps, stage_deadlines
+from domain.deliverable_state import ChainView, DeliverableState
 from domain.errors import Invalid
 from domain.project import resolve_people, roles_by_user
 from domain.rules import (
@@ -23,7 +24,6 @@ from domain.rules import (
     stage_passes,
     unique,
 )
-from domain.state import ChainView, DeliverableState
 
 
 def utcnow() -> datetime:

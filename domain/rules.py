@@ -1,6 +1,7 @@
 """Pure approval rules, shared by the workflow's validators (cheap, before anything reaches history)
 and the aggregate (the record, which checks again)."""
 
+from domain.deliverable_state import ChainView
 from domain.errors import (
     AlreadyDecided,
     ChainFinished,
@@ -12,7 +13,6 @@ from domain.errors import (
     StageClosed,
     StaleRevision,
 )
-from domain.state import ChainView
 
 
 def required_approvals(rule: str, n: int | None, approver_count: int) -> int:

@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 
 from domain.application import Signoff
-from domain.policy import PolicySpec
+from domain.policy_spec import PolicySpec
 
 MEMBERS = [
     {"user": "alice", "roles": ["author"]},

@@ -13,7 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain.application import Signoff
-from domain.storage import open_application
+from store.events import open_application
 from workers.devstack import temporal_binary
 
 POSTGRES_URL = os.environ.get("SIGNOFF_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

@@ -12,7 +12,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from workers.settings import DEV_JWT_SECRET, Settings
+from config.settings import DEV_JWT_SECRET, Settings
 
 
 def _positive(value: str) -> int:

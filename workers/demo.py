@@ -12,7 +12,7 @@ from datetime import timedelta
 import httpx
 
 from api.auth import mint_token
-from workers.settings import Settings
+from config.settings import Settings
 
 PMO = "paula"
 

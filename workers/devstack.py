@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from workers.settings import DEV_JWT_SECRET, Settings
+from config.settings import DEV_JWT_SECRET, Settings
 from workers.supervisor import Supervisor, describe_exit
 
 READY_TIMEOUT = 90.0

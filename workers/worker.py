@@ -6,20 +6,15 @@ import logging
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from config.settings import Settings
 from domain.application import Signoff
-from domain.storage import open_application
-from workers.settings import Settings
+from store.events import open_application
 from workflows.activities import ChainActivities
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.codec import data_converter
+from workflows.client import connect
 
 log = logging.getLogger("signoff.worker")
 WORKFLOWS = [ApprovalChainWorkflow]
-
-
-async def connect(settings: Settings, lazy: bool = False) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=data_converter(settings), lazy=lazy)
 
 
 def build_worker(client: Client, app: Signoff, task_queue: str) -> Worker:

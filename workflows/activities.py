@@ -12,8 +12,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.application import Signoff
+from domain.deliverable_state import ChainView
 from domain.errors import ConcurrentChange, DomainError
-from domain.state import ChainView
 from workflows import faults
 from workflows.messages import Recording
 

@@ -17,8 +17,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import rules
+    from domain.deliverable_state import ChainView
     from domain.errors import CommandAbandoned, CommandExpired, DomainError
-    from domain.state import ChainView
     from workflows.activities import ChainActivities
     from workflows.messages import (
         ChainInput,

@@ -10,7 +10,7 @@ Each proves that a retried recording is a no-op and nothing accepted is lost.
 import os
 import signal
 
-from workers.settings import get_settings
+from config.settings import get_settings
 
 
 def _active() -> tuple[str, str]:

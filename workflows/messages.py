@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from domain.state import ChainView, Verdict
+from domain.deliverable_state import ChainView, Verdict
 
 TASK_QUEUE = "signoff"
 

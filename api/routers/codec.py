@@ -18,7 +18,7 @@ from temporalio.api.common.v1 import Payloads
 from api.problems import Problem
 from api.routers import codec_session
 from api.routers.codec_session import PREFIX, REFUSALS, CodecAdmin, allowed_origins
-from workers.settings import Settings
+from config.settings import Settings
 from workflows.codec import EncryptionCodec
 
 ALLOWED_HEADERS = "authorization, content-type, x-namespace"

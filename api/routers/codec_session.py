@@ -19,9 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 
 from api.auth import Principal
-from api.deps import Svc, Services, bearer, get_principal
+from api.deps import Services, Svc, bearer, get_principal
 from api.problems import Problem
-from workers.settings import Settings
+from config.settings import Settings
 
 PREFIX = "/api/codec"
 COOKIE = "signoff_codec"

@@ -12,10 +12,16 @@ from api.models import DecisionIn, DeliverableCreate, ReassignIn, RevisionIn, Wi
 from api.problems import Problem
 from api.routers.policies import may_see
 from domain.deliverable import check_policy_fits
+from domain.deliverable_state import DeliverableState, Status
 from domain.errors import Invalid, NotFound
-from domain.state import DeliverableState, Status
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import ChainInput, DecideInput, ReassignInput, RevisionInput, WithdrawInput
+from workflows.messages import (
+    ChainInput,
+    DecideInput,
+    ReassignInput,
+    RevisionInput,
+    WithdrawInput,
+)
 
 router = APIRouter(prefix="/api/deliverables", tags=["deliverables"])
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d3c7a52-8f0e-4a8a-9a57-1f4f3b6a2c10")

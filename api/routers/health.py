@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import Svc
 from api.problems import problem_response
-from domain.storage import probe_store
+from store.events import probe_store
 
 router = APIRouter(tags=["health"])
 NOT_READY = {503: {"description": "Not ready: the event store cannot write or read, or Temporal does not answer "

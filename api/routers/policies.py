@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from api.auth import Principal
 from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin
 from domain.errors import NotFound
-from domain.policy import NAME_PATTERN, PolicySpec
+from domain.policy_spec import NAME_PATTERN, PolicySpec
 
 router = APIRouter(prefix="/api/policies", tags=["policies"])
 PolicyName = Annotated[str, Path(pattern=NAME_PATTERN)]

@@ -5,7 +5,7 @@ from fastapi import APIRouter, status
 from api.deps import CurrentUser, Svc, require_pmo_or_admin, visible_project
 from api.models import ProjectCreate, ProjectPublic
 from domain.project import Project
-from domain.readmodel import project_summary
+from store.views import project_summary
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 

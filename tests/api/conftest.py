@@ -16,9 +16,9 @@ import uvicorn
 from api.app import create_app
 from api.auth import mint_token
 from api.server import uvicorn_config
-from domain.storage import open_application
+from config.settings import Settings
+from store.events import open_application
 from tests.builders import MEMBERS, STANDARD
-from workers.settings import Settings
 from workers.worker import build_worker
 
 

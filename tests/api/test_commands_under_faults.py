@@ -10,7 +10,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from domain.storage import open_application
+from store.events import open_application
 from tests.api.conftest import free_port, serve_api
 from tests.builders import revision
 from workers.devstack import temporal_binary

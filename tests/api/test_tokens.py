@@ -7,8 +7,8 @@ import jwt
 import pytest
 
 from api.auth import InvalidToken, mint_token, read_token
+from config.settings import DEV_JWT_SECRET, Settings
 from workers import cli
-from workers.settings import DEV_JWT_SECRET, Settings
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 

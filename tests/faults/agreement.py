@@ -16,7 +16,6 @@ from domain.application import Signoff
 from domain.errors import NotFound
 from workflows.messages import chain_workflow_id
 
-
 # `refresh` reads the record into the workflow (the API's repair of a view behind the record).
 RECORDS_NOTHING = frozenset({"refresh"})
 

@@ -6,9 +6,13 @@ import pytest
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from domain.storage import open_application
+from store.events import open_application
 from tests.builders import make_policy, make_project, revision
-from tests.faults.agreement import Disagreement, assert_store_and_temporal_agree, disagreements
+from tests.faults.agreement import (
+    Disagreement,
+    assert_store_and_temporal_agree,
+    disagreements,
+)
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, DecideInput, chain_workflow_id

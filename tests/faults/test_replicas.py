@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # "ready", then waits for "go" on stdin, so that every replica creates the schema at the same moment.
 BOOT = """
 import sys
-from domain.readmodel import ReadModel
-from domain.storage import open_application
+from store.views import ReadModel
+from store.events import open_application
 print("ready", flush=True)
 sys.stdin.readline()
 app = open_application(sys.argv[1])

@@ -15,12 +15,12 @@ from eventsourcing.persistence import PersistenceError
 from psycopg import sql
 
 from api.problems import store_unavailable
+from config.settings import Settings
 from domain.errors import Invalid
-from domain.storage import open_application, store_env
+from store.events import open_application, store_env
 from tests.api.conftest import Api, serve_api
 from tests.conftest import POSTGRES_URL
 from tests.faults.proxy import TcpProxy
-from workers.settings import Settings
 
 PROMPT = 10  # seconds: "within a few seconds", with room for a slow CI machine
 PMO = ("paula", "pmo")

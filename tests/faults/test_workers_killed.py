@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-
 from tests.faults.agreement import assert_store_and_temporal_agree
 from tests.faults.topology import Topology, production_topology
 

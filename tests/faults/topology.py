@@ -22,15 +22,18 @@ from typing import Any
 import httpx
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    DescribeTaskQueueRequest,
+)
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from config.settings import Settings
 from domain.application import Signoff
-from domain.storage import open_application
+from store.events import open_application
 from tests.api.conftest import Api, free_port
 from workers.devstack import temporal_binary
-from workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "faults-secret-that-is-long-enough-for-hs256"

@@ -5,8 +5,8 @@ from uuid import UUID
 import pytest
 
 from domain.errors import ConcurrentChange
-from domain.readmodel import ReadModel
-from domain.storage import open_application
+from store.events import open_application
+from store.views import ReadModel
 from tests.builders import make_policy, make_project, revision
 
 DID = "6f1c9a34-5d2e-4f7b-9a1c-2b3d4e5f6a7b"

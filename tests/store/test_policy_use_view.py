@@ -2,8 +2,8 @@
 
 import uuid
 
-from domain.readmodel import ReadModel
-from domain.storage import open_application
+from store.events import open_application
+from store.views import ReadModel
 from tests.builders import make_policy, make_project, revision
 
 

@@ -5,10 +5,16 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from api.models import DecisionIn, DeliverableCreate, ProjectCreate, ReassignIn, RevisionIn
+from api.models import (
+    DecisionIn,
+    DeliverableCreate,
+    ProjectCreate,
+    ReassignIn,
+    RevisionIn,
+)
 from domain.durations import parse_duration
 from domain.errors import Invalid
-from domain.policy import EscalationStep, PolicySpec
+from domain.policy_spec import EscalationStep, PolicySpec
 from tests.builders import MEMBERS, STANDARD, revision
 
 STAGE = {"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any"}

@@ -5,7 +5,7 @@ import pytest
 from domain.deadlines import stage_deadlines
 from domain.durations import parse_duration
 from domain.errors import Invalid
-from domain.policy import PolicySpec
+from domain.policy_spec import PolicySpec
 from domain.rules import required_approvals, satisfiable, stage_passes
 
 

@@ -8,7 +8,7 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from domain.application import Signoff
-from domain.state import ChainView
+from domain.deliverable_state import ChainView
 from tests.builders import make_policy, make_project, revision
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow

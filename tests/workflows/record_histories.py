@@ -10,8 +10,8 @@ import contextlib
 import sys
 import tempfile
 import uuid
-from datetime import datetime, timedelta, timezone
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from domain.storage import open_application
+from store.events import open_application
 from tests.builders import STANDARD, make_policy, make_project, revision
 from workers.devstack import temporal_binary
 from workers.worker import build_worker

@@ -14,9 +14,9 @@ from typing import Any
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from domain.storage import open_application
+from config.settings import get_settings
+from store.events import open_application
 from tests.builders import make_policy, make_project, revision
-from workers.settings import get_settings
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, DecideInput, RevisionInput, chain_workflow_id
 

@@ -15,7 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.models import ProjectCreate, RevisionIn
 from domain import bounds
-from domain.policy import PolicySpec
+from domain.policy_spec import PolicySpec
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, DecideInput, chain_workflow_id
 

@@ -11,10 +11,11 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from config.settings import Settings
 from tests.workflows.conftest import Chains
-from workers.settings import Settings
-from workers.worker import WORKFLOWS, build_worker, connect
+from workers.worker import WORKFLOWS, build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.client import connect
 from workflows.codec import UnknownKey, data_converter
 from workflows.messages import DecideInput
 

@@ -10,7 +10,6 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from domain.errors import NotFound
-
 from tests.workflows.test_approval_chain import update_error_type
 from tests.workflows.test_deadlines_and_faults import crashing_chain, wait_for
 from workflows.approval_chain import ApprovalChainWorkflow

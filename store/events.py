@@ -17,8 +17,8 @@ from domain.errors import Invalid
 # (fast-forward), so several processes writing the same store never read a stale aggregate.
 CACHE = {"AGGREGATE_CACHE_MAXSIZE": "10000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
 TIMEOUTS = {"connect_timeout": 3, "lock_timeout": 3, "statement_timeout": 5}
-# eventsourcing's PostgreSQL, with bounded connects, statements and retries (domain/postgres_store.py).
-POSTGRES_FACTORY = "domain.postgres_store:BoundedPostgresFactory"
+# eventsourcing's PostgreSQL, with bounded connects, statements and retries (store/postgres.py).
+POSTGRES_FACTORY = "store.postgres:BoundedPostgresFactory"
 STATEMENT_TIMEOUT = "STORE_STATEMENT_TIMEOUT"  # ours: eventsourcing has no such setting
 
 
@@ -98,7 +98,7 @@ def open_application(url: str) -> Signoff:
         return Signoff(env=env)
     from psycopg import sql
 
-    from domain.postgres_store import schema_creation
+    from store.postgres import schema_creation
 
     with schema_creation(env) as conn:  # replicas starting together create the schema one at a time
         if env["POSTGRES_SCHEMA"]:

@@ -17,7 +17,7 @@ import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 
-from domain.storage import STATEMENT_TIMEOUT, postgres_bounds, postgres_connect_kwargs
+from store.events import STATEMENT_TIMEOUT, postgres_bounds, postgres_connect_kwargs
 
 QUICK = 1.0  # seconds: a failure within this is a dead connection worth another try, not a timeout
 ATTEMPTS = 3

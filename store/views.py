@@ -17,7 +17,7 @@ from uuid import UUID
 
 from domain.application import Signoff
 from domain.project import Project
-from domain.storage import is_postgres, postgres_conninfo, store_env
+from store.events import is_postgres, postgres_conninfo, store_env
 
 VIEW_NAME = "signoff-lists"
 BATCH = 500
@@ -82,7 +82,7 @@ class ReadModel:
     def _creation(self) -> Any:
         if not self.is_postgres:
             return nullcontext()
-        from domain.postgres_store import schema_creation
+        from store.postgres import schema_creation
 
         return schema_creation(self.env)  # replicas starting together take turns creating tables
 
