@@ -58,8 +58,6 @@ class Settings(BaseSettings):
     # /readyz answers 503 when the store and Temporal have not both answered within this.
     readyz_timeout_seconds: float = Field(default=5, gt=0)
 
-    # Fault injection for the crash tests only; see workflows/faults.py.
-    faults: str = ""
 
     # Optional encryption of every Temporal payload (titles, comments) with AES-GCM: base64 of 32
     # random bytes. Empty: payloads are plain JSON, as `signoff dev` keeps them. See workflows/codec.py.

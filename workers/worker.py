@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -17,16 +18,18 @@ log = logging.getLogger("signoff.worker")
 WORKFLOWS = [ApprovalChainWorkflow]
 
 
-def build_worker(client: Client, app: Signoff, task_queue: str) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=ChainActivities(app).all())
+def build_worker(client: Client, app: Signoff, task_queue: str,
+                 activities: Callable[[Signoff], ChainActivities] = ChainActivities) -> Worker:
+    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities(app).all())
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings,
+                     activities: Callable[[Signoff], ChainActivities] = ChainActivities) -> None:
     app = open_application(settings.event_store_url())
     client = await connect(settings)
     log.info("worker on task queue %s at %s", settings.task_queue, settings.temporal_address)
     try:
-        await build_worker(client, app, settings.task_queue).run()
+        await build_worker(client, app, settings.task_queue, activities).run()
     except asyncio.CancelledError:
         pass
     finally:

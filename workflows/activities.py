@@ -14,7 +14,6 @@ from temporalio.exceptions import ApplicationError
 from domain.application import Signoff
 from domain.deliverable_state import ChainView
 from domain.errors import ConcurrentChange, DomainError
-from workflows import faults
 from workflows.messages import Recording
 
 
@@ -28,9 +27,7 @@ class ChainActivities:
 
     @activity.defn
     async def record_decision(self, rec: Recording) -> ChainView:
-        state = await self._run(self.app.decide, rec)
-        faults.after_record(rec.args.get("comment", ""), activity.info().attempt)
-        return state
+        return await self._run(self.app.decide, rec)
 
     @activity.defn
     async def record_revision(self, rec: Recording) -> ChainView:
@@ -46,9 +43,7 @@ class ChainActivities:
 
     @activity.defn
     async def record_deadline(self, rec: Recording) -> ChainView:
-        view = await self._run(self.app.fire_deadline, rec)
-        faults.after_deadline(rec.args["kind"])
-        return view
+        return await self._run(self.app.fire_deadline, rec)
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.record_submission, self.record_decision, self.record_revision, self.record_withdrawal,

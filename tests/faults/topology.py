@@ -112,8 +112,9 @@ class Topology:
         """Start worker `index` (optionally with a fault armed) and wait until it polls its task queue."""
         current = self.workers[index]
         assert current is None or current.poll() is not None, f"worker {index} is running"
-        process = self._spawn(f"worker-{index}", [sys.executable, "-m", "workers.cli", "worker"],
-                              {"SIGNOFF_FAULTS": faults})
+        # The production worker, or with a fault armed the crash tests' (same activities, plus the fault).
+        command = ["tests.fault_worker"] if faults else ["workers.cli", "worker"]
+        process = self._spawn(f"worker-{index}", [sys.executable, "-m", *command], {"SIGNOFF_FAULTS": faults})
         self.workers[index] = process
         await self._until(lambda: self._polling(process.pid), f"worker {index} polling", process)
 

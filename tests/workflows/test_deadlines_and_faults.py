@@ -14,9 +14,11 @@ from typing import Any
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from config.settings import get_settings
 from store.events import open_application
 from tests.builders import make_policy, make_project, revision
+from tests.fault_worker import faulty
+from tests.workflows.conftest import Chains
+from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, DecideInput, RevisionInput, chain_workflow_id
 
@@ -77,23 +79,20 @@ async def test_revision_restarts_the_chain(chains):
     assert (state.status, state.revision, state.stage.name) == ("in_review", 2, "design")
 
 
-async def test_activity_failing_after_recording_is_retried_without_a_second_record(chains, monkeypatch):
-    monkeypatch.setenv("SIGNOFF_FAULTS", "raise-after-record:FAULT-1")
-    get_settings.cache_clear()
-    try:
-        handle, state = await chains.submit()
+async def test_activity_failing_after_recording_is_retried_without_a_second_record(temporal_env, sqlite_app):
+    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with build_worker(temporal_env.client, sqlite_app, task_queue, faulty("raise-after-record:FAULT-1")):
+        handle, state = await Chains(temporal_env.client, sqlite_app, task_queue).submit()
         state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
             actor="bob", verdict="approve", comment="FAULT-1", revision=1))
-    finally:
-        monkeypatch.delenv("SIGNOFF_FAULTS")
-        get_settings.cache_clear()
     assert state.stage.name == "engineering"
-    history = chains.app.deliverable_history(state.id)
+    history = sqlite_app.deliverable_history(state.id)
     assert [h["actor"] for h in history if h["type"] == "DecisionRecorded"] == ["bob"]
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], cwd=ROOT,
+    """A worker process as `signoff worker` runs it, with the fault in SIGNOFF_FAULTS (if any) armed."""
+    return subprocess.Popen([sys.executable, "-m", "tests.fault_worker"], cwd=ROOT,
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -1,0 +1,55 @@
+"""A Signoff worker that dies or fails at named points, for the crash tests; production never loads it.
+
+`python -m tests.fault_worker` runs it like `signoff worker`, with SIGNOFF_FAULTS naming the fault:
+- `kill-after-record:MARK` kills the worker (SIGKILL) right after a decision whose comment contains
+  MARK is durably recorded, before Temporal hears of it;
+- `raise-after-record:MARK` makes that activity attempt fail once after recording;
+- `kill-after-deadline:KIND` kills the worker right after a deadline of that kind is recorded.
+Each proves that a retried recording is a no-op and nothing accepted is lost. The activities keep
+their names, so the workflow cannot tell them from the real ones.
+"""
+
+import functools
+import os
+import signal
+
+from temporalio import activity
+
+from config.settings import Settings
+from domain.application import Signoff
+from domain.deliverable_state import ChainView
+from workers.cli import run_worker
+from workflows.activities import ChainActivities
+from workflows.messages import Recording
+
+
+class FaultyActivities(ChainActivities):
+    def __init__(self, app: Signoff, fault: str):
+        super().__init__(app)
+        self.fault, _, self.arg = fault.partition(":")
+
+    @activity.defn(name="record_decision")
+    async def record_decision(self, rec: Recording) -> ChainView:
+        view = await super().record_decision(rec)
+        if self.arg and self.arg in rec.args.get("comment", ""):
+            if self.fault == "kill-after-record":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.fault == "raise-after-record" and activity.info().attempt == 1:
+                raise RuntimeError("injected fault after the decision was recorded")
+        return view
+
+    @activity.defn(name="record_deadline")
+    async def record_deadline(self, rec: Recording) -> ChainView:
+        view = await super().record_deadline(rec)
+        if self.fault == "kill-after-deadline" and self.arg == rec.args["kind"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return view
+
+
+def faulty(fault: str) -> functools.partial[FaultyActivities]:
+    """What build_worker takes as `activities`: the app in, activities with `fault` out."""
+    return functools.partial(FaultyActivities, fault=fault)
+
+
+if __name__ == "__main__":
+    run_worker(Settings(), faulty(os.environ.get("SIGNOFF_FAULTS", "")))
