@@ -1,5 +1,6 @@
 """What every route depends on: the caller, and the clients created once in the app's lifespan."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -52,6 +53,16 @@ class Services:
         bounds = store_timeouts(self.settings.event_store_url())
         worst = bounds["connect_timeout"] + bounds["lock_timeout"] + bounds["statement_timeout"] + 1
         return min(timedelta(seconds=worst), self.command_timeout / 2)
+
+
+def caller_left(request: Request) -> Callable[[], Awaitable[None]]:
+    """Resolves when the HTTP client disconnects: once the body has been read, the server's next
+    message is the disconnect."""
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return disconnected
 
 
 async def get_services(request: Request) -> Services:

@@ -67,6 +67,14 @@ class CommandAbandoned(Unavailable):
     pass
 
 
+class ChainUnavailable(Unavailable):
+    """The approval chain did not answer in time (Temporal or its workers down or slow)."""
+
+
+class CallerGone(Unavailable):
+    """The caller stopped waiting (hung up) before the command was answered."""
+
+
 def error_types() -> dict[str, type[DomainError]]:
     """Every domain error class by name, so a type carried across Temporal can be rebuilt."""
     found: dict[str, type[DomainError]] = {}

@@ -6,15 +6,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from api.auth import Principal
-from api.chains import AlreadyExists, open_chain, send
-from api.deps import CurrentUser, Services, Svc, can_see, visible_project
+from api.deps import CurrentUser, Services, Svc, caller_left, can_see, visible_project
 from api.models import DecisionIn, DeliverableCreate, ReassignIn, RevisionIn, WithdrawIn
-from api.problems import Problem
+from api.problems import Problem, domain_problem
 from api.routers.policies import may_see
 from domain.deliverable import check_policy_fits
 from domain.deliverable_state import DeliverableState, Status
-from domain.errors import Invalid, NotFound
+from domain.errors import Invalid, NotFound, Unavailable
 from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.client import AlreadyExists, open_chain, send
 from workflows.messages import (
     ChainInput,
     DecideInput,
@@ -62,8 +62,8 @@ async def _command(services: Services, request: Request, deliverable_id: str, up
     async def recorded_version() -> int:
         return (await asyncio.to_thread(services.store.chain_view, deliverable_id)).version
 
-    await send(services.temporal, deliverable_id, update, command, services.command_deadline(request), request,
-               recorded_version)
+    await send(services.temporal, deliverable_id, update, command, services.command_deadline(request),
+               caller_left(request), recorded_version)
 
 
 async def _recorded(services: Services, deliverable_id: str) -> Response:
@@ -104,21 +104,19 @@ async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc, requ
                        submitter=user.user, policy=policy, revision=body.revision.model_dump(),
                        expires_at=services.record_by(request))
     try:
-        await open_chain(services.temporal, services.settings.task_queue, chain, deadline, request)
+        await open_chain(services.temporal, services.settings.task_queue, chain, deadline, caller_left(request))
     except AlreadyExists:
         # Its chain has ended already: the record read below answers.
         pass
-    except Problem as problem:
-        if problem.status == 503:
-            # The id lets the client look before it retries: past the deadline the submission is
-            # either recorded under this id or never will be.
-            advice = ("repeat the request with the same Idempotency-Key: a repeat never makes a second deliverable"
-                      if idempotency_key else
-                      f"GET /api/deliverables/{deliverable_id} in a few seconds tells whether it was recorded; "
-                      "a repeat without an Idempotency-Key makes a new deliverable")
-            raise Problem(503, f"{problem.detail}; {advice}", problem.type, problem.headers,
-                          id=deliverable_id) from None
-        raise
+    except Unavailable as exc:
+        # The id lets the client look before it retries: past the deadline the submission is
+        # either recorded under this id or never will be.
+        advice = ("repeat the request with the same Idempotency-Key: a repeat never makes a second deliverable"
+                  if idempotency_key else
+                  f"GET /api/deliverables/{deliverable_id} in a few seconds tells whether it was recorded; "
+                  "a repeat without an Idempotency-Key makes a new deliverable")
+        problem = domain_problem(exc)
+        raise Problem(503, f"{problem.detail}; {advice}", problem.type, problem.headers, id=deliverable_id) from None
     state = await asyncio.to_thread(services.store.get_deliverable, deliverable_id)
     return _same_request(state, body, str(project.id)) if idempotency_key else state
 
