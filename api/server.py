@@ -41,9 +41,9 @@ class ProblemH11Protocol(H11Protocol):
                   else f"not a valid HTTP/1.1 request: {error or msg}")
         response = problem_response(status, detail, "request-header-fields-too-large" if status == 431 else "bad-request")
         headers = [(b"content-type", b"application/problem+json"), (b"connection", b"close")]
-        for event in (h11.Response(status_code=status, headers=headers,
-                                                reason=HTTPStatus(status).phrase), h11.Data(data=response.body),
-                      h11.EndOfMessage()):
+        events = (h11.Response(status_code=status, headers=headers, reason=HTTPStatus(status).phrase),
+                  h11.Data(data=response.body), h11.EndOfMessage())
+        for event in events:
             self.transport.write(self.conn.send(event))
         self.transport.close()
 
