@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 import jwt
 
 from config.settings import JWT_AUDIENCE, JWT_ISSUER, JWT_MAX_TTL_MINUTES
+from domain.project import GLOBAL_ROLES
 
 ALGORITHM = "HS256"
-GLOBAL_ROLES = frozenset({"admin", "pmo"})
 MAX_TTL = timedelta(minutes=JWT_MAX_TTL_MINUTES)
 # Clocks of the minting and the reading machine may differ a little.
 CLOCK_SKEW = timedelta(seconds=60)

@@ -3,21 +3,17 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain import bounds
-from domain.deliverable_state import Verdict
-from domain.policy_spec import NAME_PATTERN, EscalationStep
-from domain.text import (
-    HttpUri,
-    IsoDate,
-    Name,
-    Note,
-    RequiredText,
-    RoleName,
-    Text,
-    UserId,
+from domain.commands import (
+    DecisionFields,
+    ReassignmentFields,
+    RevisionFields,
+    WithdrawalFields,
 )
+from domain.policy_spec import NAME_PATTERN, EscalationStep
+from domain.text import IsoDate, Name, RoleName, UserId
 
 ProjectId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
@@ -54,10 +50,9 @@ class ProjectPublic(BaseModel):
     created_at: datetime
 
 
-class RevisionIn(Body):
-    uri: HttpUri
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    note: Note = ""
+# A command's body is its use case's fields, written once in domain/commands.py.
+class RevisionIn(Body, RevisionFields):
+    pass
 
 
 class DeliverableCreate(Body):
@@ -67,16 +62,13 @@ class DeliverableCreate(Body):
     revision: RevisionIn
 
 
-class DecisionIn(Body):
-    verdict: Verdict
-    comment: Text = ""
-    revision: StrictInt = Field(ge=1)  # strict: "1" or 1.0 is a careless client, not a revision
+class DecisionIn(Body, DecisionFields):
+    pass
 
 
-class WithdrawIn(Body):
-    reason: Text = ""
+class WithdrawIn(Body, WithdrawalFields):
+    pass
 
 
-class ReassignIn(Body):
-    approvers: list[UserId] = Field(min_length=1, max_length=bounds.MAX_MEMBERS)
-    reason: RequiredText
+class ReassignIn(Body, ReassignmentFields):
+    pass

@@ -47,6 +47,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from domain.application import Signoff
+from domain.commands import SubmitDeliverable
 from domain.deliverable import Deliverable
 from domain.policy_spec import PolicySpec
 from store.events import open_application
@@ -123,8 +124,9 @@ class Opener:
     async def open(self, policy: dict[str, Any]) -> str:
         """One chain, opened exactly as tests/workflows/conftest.py `Chains.submit` does."""
         deliverable_id = str(uuid.uuid4())
-        chain = ChainInput(deliverable_id=deliverable_id, project_id=self.project_id, title="Scale deliverable",
-                           submitter="alice", policy=policy, revision=REVISION)
+        chain = ChainInput(submission=SubmitDeliverable(
+            deliverable_id=deliverable_id, actor="alice", project_id=self.project_id, title="Scale deliverable",
+            policy=policy, revision=REVISION))
         start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=chain_workflow_id(deliverable_id),
                                            task_queue=self.task_queue,
                                            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)

@@ -1,6 +1,5 @@
 """The Signoff eventsourcing application: one method per use case, plain values out."""
 
-from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
@@ -8,13 +7,12 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
+from domain.commands import SYSTEM_ACTOR, ChainCommand, SubmitDeliverable
 from domain.deliverable import Deliverable
 from domain.deliverable_state import ChainView, DeliverableState
 from domain.errors import CommandExpired, ConcurrentChange, NotFound
 from domain.policies import Policy, policy_id
 from domain.project import Project
-
-SYSTEM_ACTOR = "signoff"
 
 
 def as_uuid(value: str | UUID, what: str) -> UUID:
@@ -64,52 +62,31 @@ class Signoff(Application):
                 **chosen["spec"]}
 
     # ---- deliverables -------------------------------------------------------------------------
-    def submit_deliverable(self, deliverable_id: str, project_id: str, title: str, submitter: str,
-                           policy: dict[str, Any], revision: dict[str, Any], command_id: str,
-                           expires_at: datetime | None = None) -> ChainView:
-        uid = as_uuid(deliverable_id, "deliverable")
+    def submit_deliverable(self, cmd: SubmitDeliverable) -> ChainView:
+        uid = as_uuid(cmd.deliverable_id, "deliverable")
         try:
             return self._get(uid, "deliverable", Deliverable).to_view()  # already submitted: a retry
         except NotFound:
             pass
-        project = self.get_project(project_id)
-        deliverable = Deliverable.submit(uid, project_id=str(project.id), title=title, submitter=submitter,
-                                         policy=policy, members=project.members,
-                                         escalation_path=project.escalation_path, revision=revision,
-                                         command_id=command_id)
-        check_not_expired(expires_at)  # last, so only the save itself can outlast the deadline
+        project = self.get_project(cmd.project_id)
+        deliverable = Deliverable.submit(cmd, project.members, project.escalation_path, uid)
+        check_not_expired(cmd.expires_at)  # last, so only the save itself can outlast the deadline
         try:
             self.save(deliverable)
         except IntegrityError:
             return self._get(uid, "deliverable", Deliverable).to_view()
         return deliverable.to_view()
 
-    def decide(self, deliverable_id: str, actor: str, verdict: str, comment: str, revision: int,
-               command_id: str, expires_at: datetime | None = None) -> ChainView:
-        return self._change(deliverable_id, command_id, expires_at, lambda d, members: d.decide(
-            actor=actor, verdict=verdict, comment=comment, revision=revision, command_id=command_id,
-            members=members))
-
-    def submit_revision(self, deliverable_id: str, actor: str, uri: str, sha256: str, note: str,
-                        command_id: str, expires_at: datetime | None = None) -> ChainView:
-        return self._change(deliverable_id, command_id, expires_at, lambda d, members: d.submit_revision(
-            actor=actor, uri=uri, sha256=sha256, note=note, command_id=command_id, members=members))
-
-    def withdraw(self, deliverable_id: str, actor: str, reason: str, command_id: str,
-                 expires_at: datetime | None = None) -> ChainView:
-        return self._change(deliverable_id, command_id, expires_at, lambda d, _: d.withdraw(
-            actor=actor, reason=reason, command_id=command_id))
-
-    def reassign(self, deliverable_id: str, actor: str, approvers: list[str], reason: str,
-                 command_id: str, expires_at: datetime | None = None) -> ChainView:
-        return self._change(deliverable_id, command_id, expires_at, lambda d, members: d.reassign(
-            actor=actor, approvers=approvers, reason=reason, command_id=command_id, members=members))
-
-    def fire_deadline(self, deliverable_id: str, stage_index: int, opened_at: str, kind: str, level: int,
-                      command_id: str, expires_at: datetime | None = None) -> ChainView:
-        return self._change(deliverable_id, command_id, expires_at, lambda d, members: d.fire_deadline(
-            stage_index=stage_index, opened_at=opened_at, kind=kind, level=level, command_id=command_id,
-            members=members))
+    def change_deliverable(self, cmd: ChainCommand) -> ChainView:
+        """Record a decision, revision, withdrawal, reassignment or deadline, once; answer the chain's view."""
+        deliverable: Deliverable = self._get(as_uuid(cmd.deliverable_id, "deliverable"), "deliverable", Deliverable)
+        if cmd.command_id in deliverable.commands:
+            return deliverable.to_view()  # recorded before: a repeat answers the record as it is now
+        project = self.get_project(deliverable.project_id)
+        deliverable.handle(cmd, project.members)
+        check_not_expired(cmd.expires_at)  # last, so only the save itself can outlast the deadline
+        self._save(deliverable)
+        return deliverable.to_view()
 
     def chain_view(self, deliverable_id: str | UUID) -> ChainView:
         """What the chain's workflow keeps of the deliverable, as the record holds it now."""
@@ -142,17 +119,6 @@ class Signoff(Application):
         return entries
 
     # ---- plumbing -----------------------------------------------------------------------------
-    def _change(self, deliverable_id: str, command_id: str, expires_at: datetime | None,
-                command: Callable[[Deliverable, list[dict[str, Any]]], None]) -> ChainView:
-        deliverable: Deliverable = self._get(as_uuid(deliverable_id, "deliverable"), "deliverable", Deliverable)
-        if command_id in deliverable.commands:
-            return deliverable.to_view()  # recorded before: a repeat answers the record as it is now
-        project = self.get_project(deliverable.project_id)
-        command(deliverable, project.members)
-        check_not_expired(expires_at)  # last, so only the save itself can outlast the deadline
-        self._save(deliverable)
-        return deliverable.to_view()
-
     def _get(self, uid: UUID, what: str, kind: type) -> Any:
         try:
             aggregate = self.repository.get(uid)

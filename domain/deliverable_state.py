@@ -1,23 +1,34 @@
-"""The deliverable as clients and workflows see it: one shape for GET, decisions and the workflow's cache."""
+"""The deliverable as clients and workflows see it: one shape for GET, decisions and the workflow's cache.
+
+These are also the aggregate's value objects: it keeps its open stage, revisions, decisions and
+escalations as these frozen models, so the record, the chain's view, the HTTP answer and the list
+summary all derive from one shape.
+"""
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+from domain.quorum import required_approvals
 
 Status = Literal["in_review", "changes_requested", "approved", "rejected", "withdrawn"]
 Verdict = Literal["approve", "reject", "request_changes"]
 FINAL_STATUSES: frozenset[str] = frozenset({"approved", "rejected", "withdrawn"})
 
 
-class Deadline(BaseModel):
+class Value(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Deadline(Value):
     kind: Literal["reminder", "escalation", "sla"]
     level: int
     due_at: datetime
     done: bool = False
 
 
-class StageView(BaseModel):
+class StageView(Value):
     index: int
     name: str
     rule: str
@@ -34,8 +45,24 @@ class StageView(BaseModel):
     sla_due_at: datetime | None = None
     deadlines: list[Deadline]
 
+    @classmethod
+    def of(cls, **fields: Any) -> "StageView":
+        """A stage from its own fields; what derives from them (required, waiting_on, sla_due_at)
+        is computed here, once for every shape that shows a stage."""
+        people = fields["approvers"] + fields["granted"]
+        waiting = [p for i, p in enumerate(people) if p not in fields["decided"] and p not in people[:i]]
+        deadlines = [Deadline.model_validate(d) for d in fields["deadlines"]]
+        return cls(**{**fields, "deadlines": deadlines},
+                   required=required_approvals(fields["rule"], fields.get("n"), len(fields["approvers"])),
+                   waiting_on=waiting if fields["open"] else [],
+                   sla_due_at=next((d.due_at for d in deadlines if d.kind == "sla"), None))
 
-class RevisionView(BaseModel):
+    def replace(self, **changes: Any) -> "StageView":
+        own = self.model_dump(exclude={"required", "waiting_on", "sla_due_at"})
+        return StageView.of(**{**own, "deadlines": self.deadlines, **changes})
+
+
+class RevisionView(Value):
     number: int
     uri: str
     sha256: str
@@ -44,7 +71,7 @@ class RevisionView(BaseModel):
     submitted_at: datetime
 
 
-class DecisionView(BaseModel):
+class DecisionView(Value):
     actor: str
     on_behalf_of: list[str]
     verdict: Verdict
@@ -55,7 +82,7 @@ class DecisionView(BaseModel):
     at: datetime
 
 
-class EscalationView(BaseModel):
+class EscalationView(Value):
     stage_index: int
     stage_name: str
     level: int
@@ -64,7 +91,7 @@ class EscalationView(BaseModel):
     at: datetime
 
 
-class PolicyRef(BaseModel):
+class PolicyRef(Value):
     name: str
     version: int
     on_revision: str

@@ -6,6 +6,9 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Invalid
 
+# Roles a token gives across all projects: they see every project and steer its chains.
+GLOBAL_ROLES = frozenset({"admin", "pmo"})
+
 
 class Project(Aggregate):
     @event("Created")

@@ -5,6 +5,7 @@ import uuid
 from typing import Any
 
 from domain.application import Signoff
+from domain.commands import SubmitDeliverable
 from domain.policy_spec import PolicySpec
 
 MEMBERS = [
@@ -45,3 +46,11 @@ def make_policy(app: Signoff, spec: dict[str, Any] | None = None, name: str | No
     checked = PolicySpec.model_validate(spec or STANDARD).model_dump()
     policy, _ = app.put_policy(name or f"policy-{uuid.uuid4().hex[:8]}", checked, "paula")
     return policy
+
+
+def submission(project_id: str, policy: dict[str, Any], submitter: str = "alice", title: str = "Homepage mockups",
+               deliverable_id: str | None = None, **fields: Any) -> SubmitDeliverable:
+    """The command that submits a deliverable (its chain's workflow stamps the command id)."""
+    return SubmitDeliverable(deliverable_id=deliverable_id or str(uuid.uuid4()), actor=submitter,
+                             project_id=project_id, title=title, policy=policy,
+                             revision=fields.pop("revision", None) or revision(), **fields)

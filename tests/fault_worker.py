@@ -17,10 +17,10 @@ from temporalio import activity
 
 from config.settings import Settings
 from domain.application import Signoff
+from domain.commands import Decide, FireDeadline
 from domain.deliverable_state import ChainView
 from workers.cli import run_worker
 from workflows.activities import ChainActivities
-from workflows.messages import Recording
 
 
 class FaultyActivities(ChainActivities):
@@ -29,9 +29,9 @@ class FaultyActivities(ChainActivities):
         self.fault, _, self.arg = fault.partition(":")
 
     @activity.defn(name="record_decision")
-    async def record_decision(self, rec: Recording) -> ChainView:
-        view = await super().record_decision(rec)
-        if self.arg and self.arg in rec.args.get("comment", ""):
+    async def record_decision(self, cmd: Decide) -> ChainView:
+        view = await super().record_decision(cmd)
+        if self.arg and self.arg in cmd.comment:
             if self.fault == "kill-after-record":
                 os.kill(os.getpid(), signal.SIGKILL)
             if self.fault == "raise-after-record" and activity.info().attempt == 1:
@@ -39,9 +39,9 @@ class FaultyActivities(ChainActivities):
         return view
 
     @activity.defn(name="record_deadline")
-    async def record_deadline(self, rec: Recording) -> ChainView:
-        view = await super().record_deadline(rec)
-        if self.fault == "kill-after-deadline" and self.arg == rec.args["kind"]:
+    async def record_deadline(self, cmd: FireDeadline) -> ChainView:
+        view = await super().record_deadline(cmd)
+        if self.fault == "kill-after-deadline" and self.arg == cmd.kind:
             os.kill(os.getpid(), signal.SIGKILL)
         return view
 

@@ -1,7 +1,8 @@
 """Activities: thin calls into the domain application that record each accepted command.
 
 They run as local activities (no extra trip through the Temporal server); they are at-least-once,
-and the command id each carries makes a repeat a no-op in the aggregate.
+and the command id each carries makes a repeat a no-op in the aggregate. There is one per use case
+only because the recorded histories name them.
 """
 
 import asyncio
@@ -12,9 +13,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.application import Signoff
+from domain.commands import (
+    Command,
+    Decide,
+    FireDeadline,
+    Reassign,
+    SubmitDeliverable,
+    SubmitRevision,
+    Withdraw,
+)
 from domain.deliverable_state import ChainView
 from domain.errors import ConcurrentChange, DomainError
-from workflows.messages import Recording
 
 
 class ChainActivities:
@@ -22,28 +31,28 @@ class ChainActivities:
         self.app = app
 
     @activity.defn
-    async def record_submission(self, rec: Recording) -> ChainView:
-        return await self._run(self.app.submit_deliverable, rec)
+    async def record_submission(self, cmd: SubmitDeliverable) -> ChainView:
+        return await self._run(self.app.submit_deliverable, cmd)
 
     @activity.defn
-    async def record_decision(self, rec: Recording) -> ChainView:
-        return await self._run(self.app.decide, rec)
+    async def record_decision(self, cmd: Decide) -> ChainView:
+        return await self._run(self.app.change_deliverable, cmd)
 
     @activity.defn
-    async def record_revision(self, rec: Recording) -> ChainView:
-        return await self._run(self.app.submit_revision, rec)
+    async def record_revision(self, cmd: SubmitRevision) -> ChainView:
+        return await self._run(self.app.change_deliverable, cmd)
 
     @activity.defn
-    async def record_withdrawal(self, rec: Recording) -> ChainView:
-        return await self._run(self.app.withdraw, rec)
+    async def record_withdrawal(self, cmd: Withdraw) -> ChainView:
+        return await self._run(self.app.change_deliverable, cmd)
 
     @activity.defn
-    async def record_reassignment(self, rec: Recording) -> ChainView:
-        return await self._run(self.app.reassign, rec)
+    async def record_reassignment(self, cmd: Reassign) -> ChainView:
+        return await self._run(self.app.change_deliverable, cmd)
 
     @activity.defn
-    async def record_deadline(self, rec: Recording) -> ChainView:
-        return await self._run(self.app.fire_deadline, rec)
+    async def record_deadline(self, cmd: FireDeadline) -> ChainView:
+        return await self._run(self.app.change_deliverable, cmd)
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.record_submission, self.record_decision, self.record_revision, self.record_withdrawal,
@@ -54,17 +63,16 @@ class ChainActivities:
         """The record's view of the chain, for a workflow whose own view fell behind the record."""
         return await asyncio.to_thread(self.app.chain_view, deliverable_id)
 
-    async def _run(self, use_case: Callable[..., ChainView], rec: Recording) -> ChainView:
+    async def _run(self, use_case: Callable[[Any], ChainView], cmd: Command) -> ChainView:
         try:
-            return await asyncio.to_thread(use_case, rec.deliverable_id, command_id=rec.command_id,
-                                           expires_at=rec.expires_at, **rec.args)
+            return await asyncio.to_thread(use_case, cmd)
         except ConcurrentChange as exc:
             # Another write got in first: a retry reloads, and the command id keeps it single.
             raise ApplicationError(exc.detail, type=type(exc).__name__) from exc
         except DomainError as exc:
             # The record's current view goes with the refusal: a workflow that allowed the command
             # on its own view was behind the record, and takes this view as its own.
-            current = await asyncio.to_thread(self._view_if_any, rec.deliverable_id)
+            current = await asyncio.to_thread(self._view_if_any, cmd.deliverable_id)
             raise ApplicationError(exc.detail, *([current.model_dump(mode="json")] if current else []),
                                    type=type(exc).__name__, non_retryable=True) from exc
 

@@ -7,7 +7,6 @@ with the same pure rules the aggregate applies, so a refused command never enter
 """
 
 import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,18 +16,18 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import rules
+    from domain.commands import (
+        Command,
+        Decide,
+        FireDeadline,
+        Reassign,
+        SubmitRevision,
+        Withdraw,
+    )
     from domain.deliverable_state import ChainView
     from domain.errors import CommandAbandoned, CommandExpired, DomainError
     from workflows.activities import ChainActivities
-    from workflows.messages import (
-        ChainInput,
-        Command,
-        DecideInput,
-        ReassignInput,
-        Recording,
-        RevisionInput,
-        WithdrawInput,
-    )
+    from workflows.messages import ChainInput
 
 RECORD_TIMEOUT = timedelta(seconds=30)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5))
@@ -85,13 +84,13 @@ class ApprovalChainWorkflow:
         def opened() -> bool:
             return self.view is not None or self.open_failed
 
-        if input.expires_at is None or not workflow.patched(RECORD_IS_TRUTH):
+        if input.submission.expires_at is None or not workflow.patched(RECORD_IS_TRUTH):
             await workflow.wait_condition(opened)
             return
         # A submission whose `open` never came (lost with a restarting server, or its caller's
         # request cancelled) must not leave the run waiting for ever: past the submission's
         # deadline it can no longer be recorded, so the run fails, unless an opening is under way.
-        wait = max((input.expires_at - workflow.now()).total_seconds(), 0.0) + OPEN_GRACE_SECONDS
+        wait = max((input.submission.expires_at - workflow.now()).total_seconds(), 0.0) + OPEN_GRACE_SECONDS
         try:
             await workflow.wait_condition(opened, timeout=wait)
         except asyncio.TimeoutError:
@@ -123,9 +122,9 @@ class ApprovalChainWorkflow:
             # One id per deadline, whatever else the task holds, so a replayed timer records once.
             command_id = view.deadline_id(deadline)
             self.fired.add(command_id)
-            await self._record(ChainActivities.record_deadline, {
-                "stage_index": view.stage.index, "opened_at": view.stage.opened_at.isoformat(),
-                "kind": deadline.kind, "level": deadline.level}, command_id)
+            await self._record(ChainActivities.record_deadline, FireDeadline(
+                stage_index=view.stage.index, opened_at=view.stage.opened_at.isoformat(), kind=deadline.kind,
+                level=deadline.level), command_id)
 
     # ---- updates ------------------------------------------------------------------------------
     @workflow.update
@@ -137,10 +136,7 @@ class ApprovalChainWorkflow:
                     if workflow.patched(RECORD_IS_TRUTH):
                         await asyncio.sleep(0)  # an abandon signal that came in the same task lands first
                         self._refuse_if_abandoned()
-                    await self._record(ChainActivities.record_submission, {
-                        "project_id": self.input.project_id, "title": self.input.title,
-                        "submitter": self.input.submitter, "policy": self.input.policy,
-                        "revision": self.input.revision}, "submission", self.input.expires_at)
+                    await self._record(ChainActivities.record_submission, self.input.submission, "submission")
                 except ApplicationError:
                     self.open_failed = True
                     raise
@@ -152,36 +148,36 @@ class ApprovalChainWorkflow:
         self._refuse_if_abandoned()
 
     @workflow.update
-    async def decide(self, cmd: DecideInput) -> ChainView:
-        return await self._command(ChainActivities.record_decision, cmd, self._check_decision)
+    async def decide(self, cmd: Decide) -> ChainView:
+        return await self._command(ChainActivities.record_decision, cmd)
 
     @decide.validator
-    def _validate_decide(self, cmd: DecideInput) -> None:
-        self._validate(self._check_decision, cmd)
+    def _validate_decide(self, cmd: Decide) -> None:
+        self._validate(cmd)
 
     @workflow.update
-    async def submit_revision(self, cmd: RevisionInput) -> ChainView:
-        return await self._command(ChainActivities.record_revision, cmd, self._check_revision)
+    async def submit_revision(self, cmd: SubmitRevision) -> ChainView:
+        return await self._command(ChainActivities.record_revision, cmd)
 
     @submit_revision.validator
-    def _validate_revision(self, cmd: RevisionInput) -> None:
-        self._validate(self._check_revision, cmd)
+    def _validate_revision(self, cmd: SubmitRevision) -> None:
+        self._validate(cmd)
 
     @workflow.update
-    async def withdraw(self, cmd: WithdrawInput) -> ChainView:
-        return await self._command(ChainActivities.record_withdrawal, cmd, self._check_withdrawal)
+    async def withdraw(self, cmd: Withdraw) -> ChainView:
+        return await self._command(ChainActivities.record_withdrawal, cmd)
 
     @withdraw.validator
-    def _validate_withdraw(self, cmd: WithdrawInput) -> None:
-        self._validate(self._check_withdrawal, cmd)
+    def _validate_withdraw(self, cmd: Withdraw) -> None:
+        self._validate(cmd)
 
     @workflow.update
-    async def reassign(self, cmd: ReassignInput) -> ChainView:
-        return await self._command(ChainActivities.record_reassignment, cmd, self._check_reassignment)
+    async def reassign(self, cmd: Reassign) -> ChainView:
+        return await self._command(ChainActivities.record_reassignment, cmd)
 
     @reassign.validator
-    def _validate_reassign(self, cmd: ReassignInput) -> None:
-        self._validate(self._check_reassignment, cmd)
+    def _validate_reassign(self, cmd: Reassign) -> None:
+        self._validate(cmd)
 
     @workflow.update
     async def refresh(self) -> ChainView | None:
@@ -204,24 +200,12 @@ class ApprovalChainWorkflow:
         return self.view
 
     # ---- helpers ------------------------------------------------------------------------------
-    def _check_decision(self, view: ChainView, cmd: DecideInput) -> None:
-        rules.check_decision(view, cmd.actor, cmd.revision, cmd.verdict, cmd.comment)
-
-    def _check_revision(self, view: ChainView, cmd: RevisionInput) -> None:
-        rules.check_revision(view, cmd.actor, cmd.sha256)
-
-    def _check_withdrawal(self, view: ChainView, cmd: WithdrawInput) -> None:
-        rules.check_withdrawal(view, cmd.actor)
-
-    def _check_reassignment(self, view: ChainView, cmd: ReassignInput) -> None:
-        rules.check_reassignment(view, cmd.approvers)
-
     def _refuse_if_abandoned(self) -> None:
         info = workflow.current_update_info()
         if info is not None and info.id in self.abandoned:
             raise refuse(CommandAbandoned("the caller went away before the command was taken up"))
 
-    def _validate(self, check: Callable[[ChainView, Any], None], cmd: Command, expiry: bool = False) -> None:
+    def _validate(self, cmd: Command, expiry: bool = False) -> None:
         self._refuse_if_abandoned()
         # Only chains from before RECORD_IS_TRUTH check expiry here; the record checks it now, after
         # looking whether it already holds the command (a recording whose answer was lost).
@@ -230,30 +214,30 @@ class ApprovalChainWorkflow:
         if self.view is None:
             return  # not opened yet: the handler waits for the lock and the aggregate decides
         try:
-            check(self.view, cmd)
+            rules.check(self.view, cmd)
         except DomainError as exc:
             raise refuse(exc, self.view) from None
 
-    async def _command(self, activity: Any, cmd: Command, check: Callable[[ChainView, Any], None]) -> ChainView:
+    async def _command(self, activity: Any, cmd: Command) -> ChainView:
         async with self.lock:
             if workflow.patched(RECORD_IS_TRUTH):
                 await asyncio.sleep(0)  # an abandon signal that came in the same task lands first
-                self._validate(check, cmd)  # again: a command ahead of this one may have changed the view
+                self._validate(cmd)  # again: a command ahead of this one may have changed the view
             else:
-                self._validate(check, cmd, expiry=True)
+                self._validate(cmd, expiry=True)
             info = workflow.current_update_info()
             assert info is not None
             # The update's own id names the command: stable across task retries, unique per command.
-            return await self._record(activity, cmd.arguments(), f"update:{info.id}", cmd.expires_at)
+            return await self._record(activity, cmd, f"update:{info.id}")
 
-    async def _record(self, activity: Any, args: dict[str, Any], command: str,
-                      expires_at: Any = None) -> ChainView:
-        recording = Recording(deliverable_id=self.input.deliverable_id,
-                              command_id=f"{workflow.info().workflow_id}:{command}", args=args,
-                              expires_at=expires_at)
+    async def _record(self, activity: Any, cmd: Command, name: str) -> ChainView:
+        # The chain names the deliverable and the command: a command can touch no other
+        # deliverable, and its id stays the same however often the task is retried.
+        stamped = cmd.model_copy(update={"deliverable_id": self.input.deliverable_id,
+                                         "command_id": f"{workflow.info().workflow_id}:{name}"})
         try:
             self.view = await workflow.execute_local_activity(
-                activity, recording, result_type=ChainView,
+                activity, stamped, result_type=ChainView,
                 start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY)
         except (ActivityError, ApplicationError) as exc:
             # A local activity's failure may arrive as the ActivityError or as its cause itself.

@@ -21,6 +21,13 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
+from domain.commands import (
+    Decide,
+    Reassign,
+    SubmitDeliverable,
+    SubmitRevision,
+    Withdraw,
+)
 from domain.deliverable_state import ChainView
 from domain.errors import (
     CallerGone,
@@ -37,6 +44,9 @@ log = logging.getLogger("signoff.chains")
 ERROR_TYPES = error_types()
 # Resolves when the caller of a command has gone away (an HTTP client that disconnected).
 CallerLeft = Callable[[], Awaitable[None]]
+# The chain's Update for each command a caller may send.
+UPDATES: dict[type, Any] = {Decide: ApprovalChainWorkflow.decide, SubmitRevision: ApprovalChainWorkflow.submit_revision,
+                            Withdraw: ApprovalChainWorkflow.withdraw, Reassign: ApprovalChainWorkflow.reassign}
 UNKNOWN_OUTCOME = ("a command not yet recorded now expires and is never applied, one already recorded stays: "
                    "read the deliverable in a few seconds to learn which")
 
@@ -58,8 +68,10 @@ def remaining(deadline: datetime) -> timedelta:
     return left
 
 
-async def open_chain(client: Client, task_queue: str, chain: ChainInput, deadline: datetime,
+async def open_chain(client: Client, task_queue: str, submission: SubmitDeliverable, deadline: datetime,
                      caller_left: CallerLeft | None = None) -> ChainView:
+    """Start the deliverable's chain and record its submission; answer the chain's first view."""
+    chain = ChainInput(submission=submission)
     start = WithStartWorkflowOperation(
         ApprovalChainWorkflow.run, chain, id=chain_workflow_id(chain.deliverable_id), task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -75,22 +87,25 @@ async def open_chain(client: Client, task_queue: str, chain: ChainInput, deadlin
         raise refusal(exc) from None
 
 
-async def send(client: Client, deliverable_id: str, update: Any, arg: Any, deadline: datetime,
+async def send(client: Client, command: Decide | SubmitRevision | Withdraw | Reassign, deadline: datetime,
                caller_left: CallerLeft | None = None,
                recorded_version: Callable[[], Awaitable[int]] | None = None) -> ChainView:
-    """Run `update` on the deliverable's chain and answer the view it recorded.
+    """Send `command` to its deliverable's chain and answer the view it recorded.
 
     A refusal made on a view older than the record (the answer to an earlier recording was lost
     to a crash) is not the truth: the chain takes the record's view and the command is tried once
     more. `recorded_version` reads the record's version, and is only called after a refusal.
     """
+    deliverable_id, update = command.deliverable_id, UPDATES[type(command)]
     handle = client.get_workflow_handle(chain_workflow_id(deliverable_id))
 
-    def command(update_id: str) -> Awaitable[ChainView]:
-        return handle.execute_update(update, arg, id=update_id, result_type=ChainView, rpc_timeout=remaining(deadline))
+    def call(update_id: str) -> Awaitable[ChainView]:
+        # The chain names the command after the Update's id: one per attempt, stable across retries.
+        return handle.execute_update(update, command, id=update_id, result_type=ChainView,
+                                     rpc_timeout=remaining(deadline))
 
     try:
-        return await _answer(handle, deadline, caller_left, UNKNOWN_OUTCOME, command)
+        return await _answer(handle, deadline, caller_left, UNKNOWN_OUTCOME, call)
     except WorkflowUpdateFailedError as exc:
         behind = _view_version(exc)
         if behind is None or recorded_version is None or await recorded_version() <= behind:
@@ -99,7 +114,7 @@ async def send(client: Client, deliverable_id: str, update: Any, arg: Any, deadl
     try:
         await _answer(handle, deadline, caller_left, "nothing was recorded", lambda update_id: handle.execute_update(
             ApprovalChainWorkflow.refresh, id=update_id, rpc_timeout=remaining(deadline)))
-        return await _answer(handle, deadline, caller_left, UNKNOWN_OUTCOME, command)
+        return await _answer(handle, deadline, caller_left, UNKNOWN_OUTCOME, call)
     except WorkflowUpdateFailedError as exc:
         raise refusal(exc) from None
 

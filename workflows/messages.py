@@ -1,11 +1,11 @@
-"""Inputs and outputs of the approval-chain workflow and its activities: one model each, so fields can grow."""
+"""The approval-chain workflow's input; its Updates and activities take the domain's commands."""
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from domain.deliverable_state import ChainView, Verdict
+from domain.commands import SubmitDeliverable
+from domain.deliverable_state import ChainView
 
 TASK_QUEUE = "signoff"
 
@@ -15,58 +15,22 @@ def chain_workflow_id(deliverable_id: str) -> str:
 
 
 class ChainInput(BaseModel):
-    deliverable_id: str
-    project_id: str
-    title: str
-    submitter: str
-    policy: dict[str, Any]
-    revision: dict[str, Any]
+    submission: SubmitDeliverable
     # Set when the chain continues as new: the view it had, so nothing is recorded twice.
     view: ChainView | None = None
     # Continue as new past this many history events, even before the server suggests it.
     max_history: int = Field(default=10_000, ge=20)
-    # The submission's delivery deadline, like every command's: past it, it is never recorded.
-    expires_at: datetime | None = None
 
+    @property
+    def deliverable_id(self) -> str:
+        return self.submission.deliverable_id
 
-class Command(BaseModel):
-    actor: str
-    # Past this moment the workflow refuses the command: a caller who gave up waiting (503) can
-    # rely on a command that was not yet taken up never being applied later.
-    expires_at: datetime | None = None
-
-    def arguments(self) -> dict[str, Any]:
-        """What the use case records: the command without its delivery deadline."""
-        return self.model_dump(exclude={"expires_at"})
-
-
-class DecideInput(Command):
-    verdict: Verdict
-    comment: str = ""
-    revision: int
-
-
-class RevisionInput(Command):
-    uri: str
-    sha256: str
-    note: str = ""
-
-
-class WithdrawInput(Command):
-    reason: str = ""
-
-
-class ReassignInput(Command):
-    approvers: list[str]
-    reason: str
-
-
-class Recording(BaseModel):
-    """What an activity records: the use case's arguments plus the id that makes it idempotent."""
-
-    deliverable_id: str
-    command_id: str
-    args: dict[str, Any]
-    # Checked where the command is recorded: a command already held answers the record; one not
-    # yet held is refused past this moment, so nothing applies after its caller gave up.
-    expires_at: datetime | None = None
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_submission(cls, data: Any) -> Any:
+        # Runs started before commands were the spine carry the submission's fields flat.
+        if isinstance(data, dict) and "submission" not in data and "submitter" in data:
+            flat = {k: v for k, v in data.items() if k not in ("view", "max_history")}
+            flat["actor"] = flat.pop("submitter")
+            data = {**{k: data[k] for k in ("view", "max_history") if k in data}, "submission": flat}
+        return data

@@ -4,24 +4,26 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from pydantic import BaseModel
 
 from api.auth import Principal
 from api.deps import CurrentUser, Services, Svc, caller_left, can_see, visible_project
 from api.models import DecisionIn, DeliverableCreate, ReassignIn, RevisionIn, WithdrawIn
 from api.problems import Problem, domain_problem
 from api.routers.policies import may_see
+from domain.commands import (
+    ChainCommand,
+    Decide,
+    Reassign,
+    SubmitDeliverable,
+    SubmitRevision,
+    Withdraw,
+)
 from domain.deliverable import check_policy_fits
 from domain.deliverable_state import DeliverableState, Status
 from domain.errors import Invalid, NotFound, Unavailable
-from workflows.approval_chain import ApprovalChainWorkflow
+from domain.rules import admit
 from workflows.client import AlreadyExists, open_chain, send
-from workflows.messages import (
-    ChainInput,
-    DecideInput,
-    ReassignInput,
-    RevisionInput,
-    WithdrawInput,
-)
 
 router = APIRouter(prefix="/api/deliverables", tags=["deliverables"])
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d3c7a52-8f0e-4a8a-9a57-1f4f3b6a2c10")
@@ -58,12 +60,20 @@ def _visible_deliverable_project(services: Services, user: Principal, deliverabl
     return project
 
 
-async def _command(services: Services, request: Request, deliverable_id: str, update: Any, command: Any) -> None:
+async def _send(services: Services, request: Request, user: Principal, deliverable_id: str,
+                command_type: type[ChainCommand], body: BaseModel) -> Response:
+    """Build the command from the body and the token, let the project admit it, send it to the
+    chain, and answer the deliverable as recorded."""
+    project = await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
+    command = command_type(actor=user.user, deliverable_id=deliverable_id, expires_at=services.record_by(request),
+                           **body.model_dump())
+    admit(command, project.members, user.roles)
+
     async def recorded_version() -> int:
         return (await asyncio.to_thread(services.store.chain_view, deliverable_id)).version
 
-    await send(services.temporal, deliverable_id, update, command, services.command_deadline(request),
-               caller_left(request), recorded_version)
+    await send(services.temporal, command, services.command_deadline(request), caller_left(request), recorded_version)
+    return await _recorded(services, deliverable_id)
 
 
 async def _recorded(services: Services, deliverable_id: str) -> Response:
@@ -100,11 +110,12 @@ async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc, requ
             raise NotFound(f"no policy {body.policy!r}") from None
         raise
     deadline = services.command_deadline(request)
-    chain = ChainInput(deliverable_id=deliverable_id, project_id=str(project.id), title=body.title,
-                       submitter=user.user, policy=policy, revision=body.revision.model_dump(),
-                       expires_at=services.record_by(request))
+    submission = SubmitDeliverable(deliverable_id=deliverable_id, actor=user.user, project_id=str(project.id),
+                                   title=body.title, policy=policy, revision=body.revision.model_dump(),
+                                   expires_at=services.record_by(request))
     try:
-        await open_chain(services.temporal, services.settings.task_queue, chain, deadline, caller_left(request))
+        await open_chain(services.temporal, services.settings.task_queue, submission, deadline,
+                         caller_left(request))
     except AlreadyExists:
         # Its chain has ended already: the record read below answers.
         pass
@@ -163,43 +174,25 @@ async def history(deliverable_id: DeliverableId, user: CurrentUser, services: Sv
 async def decide(deliverable_id: DeliverableId, body: DecisionIn, user: CurrentUser, services: Svc,
                  request: Request) -> Response:
     """Approve, reject or request changes on the current stage; answers once the decision is recorded."""
-    await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    await _command(services, request, deliverable_id, ApprovalChainWorkflow.decide,
-                   DecideInput(actor=user.user, expires_at=services.record_by(request), **body.model_dump()))
-    return await _recorded(services, deliverable_id)
+    return await _send(services, request, user, deliverable_id, Decide, body)
 
 
 @router.post("/{deliverable_id}/revisions", response_model=DeliverableState)
 async def submit_revision(deliverable_id: DeliverableId, body: RevisionIn, user: CurrentUser, services: Svc,
                           request: Request) -> Response:
     """The submitter's new revision; the policy's on_revision says where the chain starts again."""
-    await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    await _command(services, request, deliverable_id, ApprovalChainWorkflow.submit_revision,
-                   RevisionInput(actor=user.user, expires_at=services.record_by(request), **body.model_dump()))
-    return await _recorded(services, deliverable_id)
+    return await _send(services, request, user, deliverable_id, SubmitRevision, body)
 
 
 @router.post("/{deliverable_id}/withdraw", response_model=DeliverableState)
 async def withdraw(deliverable_id: DeliverableId, user: CurrentUser, services: Svc, request: Request,
                    body: WithdrawIn | None = None) -> Response:
     """The submitter withdraws the deliverable; its chain ends."""
-    await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    await _command(services, request, deliverable_id, ApprovalChainWorkflow.withdraw,
-                   WithdrawInput(actor=user.user, expires_at=services.record_by(request),
-                                 reason=body.reason if body else ""))
-    return await _recorded(services, deliverable_id)
+    return await _send(services, request, user, deliverable_id, Withdraw, body or WithdrawIn())
 
 
 @router.post("/{deliverable_id}/reassign", response_model=DeliverableState)
 async def reassign(deliverable_id: DeliverableId, body: ReassignIn, user: CurrentUser, services: Svc,
                    request: Request) -> Response:
     """Replace the open stage's approvers (pmo or admin, or the project's pmo)."""
-    project = await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    if not (user.is_pmo_or_admin or "pmo" in project.roles_of(user.user)):
-        raise Problem(403, "only pmo or admin reassign approvers", "forbidden")
-    strangers = [person for person in body.approvers if not project.is_member(person)]
-    if strangers:  # refused here, so the refusal never reaches the chain's history
-        raise Problem(422, f"{', '.join(strangers)} is not a member of this project", "invalid")
-    await _command(services, request, deliverable_id, ApprovalChainWorkflow.reassign,
-                   ReassignInput(actor=user.user, expires_at=services.record_by(request), **body.model_dump()))
-    return await _recorded(services, deliverable_id)
+    return await _send(services, request, user, deliverable_id, Reassign, body)

@@ -10,6 +10,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from domain.commands import Decide
 from store.events import open_application
 from tests.api.conftest import free_port, serve_api
 from tests.builders import revision
@@ -126,7 +127,8 @@ async def test_a_command_refused_on_a_view_behind_the_record_is_retried_on_the_r
     did = (await api.submit(project, policy)).json()["id"]
     store = open_application(api.settings.event_store_url())
     # Bob's approval is recorded, but its answer never reached the workflow (lost to a crash).
-    store.decide(did, "bob", "approve", "", 1, "answer-lost")
+    store.change_deliverable(Decide(deliverable_id=did, actor="bob", verdict="approve", comment="", revision=1,
+                                    command_id="answer-lost"))
     store.close()
     # The workflow still says design, where carol is no approver; the record says engineering.
     r = await api.decide(did, "carol")

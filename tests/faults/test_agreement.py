@@ -6,8 +6,9 @@ import pytest
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
+from domain.commands import Decide
 from store.events import open_application
-from tests.builders import make_policy, make_project, revision
+from tests.builders import make_policy, make_project, submission
 from tests.faults.agreement import (
     Disagreement,
     assert_store_and_temporal_agree,
@@ -15,13 +16,12 @@ from tests.faults.agreement import (
 )
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import ChainInput, DecideInput, chain_workflow_id
+from workflows.messages import ChainInput, chain_workflow_id
 
 
 async def test_agreement_check_finds_what_either_side_lacks(temporal_env, sqlite_app, tmp_path):
     client, task_queue = temporal_env.client, f"agree-{uuid.uuid4().hex[:8]}"
-    chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(sqlite_app), title="Homepage mockups",
-                       submitter="alice", policy=make_policy(sqlite_app), revision=revision())
+    chain = ChainInput(submission=submission(make_project(sqlite_app), make_policy(sqlite_app)))
     workflow_id = chain_workflow_id(chain.deliverable_id)
     async with build_worker(client, sqlite_app, task_queue):
         start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=workflow_id, task_queue=task_queue,
@@ -29,7 +29,7 @@ async def test_agreement_check_finds_what_either_side_lacks(temporal_env, sqlite
         await client.execute_update_with_start_workflow(ApprovalChainWorkflow.open, start_workflow_operation=start)
         handle = await start.workflow_handle()
         await handle.execute_update(ApprovalChainWorkflow.decide,
-                                    DecideInput(actor="bob", verdict="approve", revision=1))
+                                    Decide(actor="bob", verdict="approve", revision=1))
 
         await assert_store_and_temporal_agree(client, sqlite_app, [chain.deliverable_id])
 
@@ -42,8 +42,8 @@ async def test_agreement_check_finds_what_either_side_lacks(temporal_env, sqlite
         assert len(lacking) == 2 and all("the update succeeded, yet the store holds it 0 times" in p for p in lacking)
 
         # A recording Temporal never accepted, as a worker killed at the wrong moment would leave.
-        sqlite_app.decide(chain.deliverable_id, actor="carol", verdict="approve", comment="", revision=1,
-                          command_id=f"{workflow_id}:update:never-sent")
+        sqlite_app.change_deliverable(Decide(deliverable_id=chain.deliverable_id, actor="carol", verdict="approve",
+                                             comment="", revision=1, command_id=f"{workflow_id}:update:never-sent"))
         with pytest.raises(Disagreement, match="never-sent: in the store"):
             await assert_store_and_temporal_agree(client, sqlite_app, [chain.deliverable_id])
         await handle.terminate()

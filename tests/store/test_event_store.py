@@ -4,6 +4,7 @@ from uuid import UUID
 
 import pytest
 
+from domain.commands import Decide, Reassign, SubmitDeliverable
 from domain.errors import ConcurrentChange
 from store.events import open_application
 from store.views import ReadModel
@@ -15,24 +16,31 @@ DID = "6f1c9a34-5d2e-4f7b-9a1c-2b3d4e5f6a7b"
 def test_decisions_survive_a_reopen(store_url):
     app = open_application(store_url)
     project_id = make_project(app)
-    app.submit_deliverable(DID, project_id, "Homepage mockups", "alice", make_policy(app), revision(), "c0")
-    app.decide(DID, "bob", "approve", "looks right", 1, "c1")
+    app.submit_deliverable(SubmitDeliverable(deliverable_id=DID, project_id=project_id, title="Homepage mockups",
+                                             actor="alice", policy=make_policy(app), revision=revision(),
+                                             command_id="c0"))
+    app.change_deliverable(Decide(deliverable_id=DID, actor="bob", verdict="approve", comment="looks right", revision=1,
+                                  command_id="c1"))
     app.close()
     reopened = open_application(store_url)
     state = reopened.get_deliverable(DID)
     assert (state.stage.name, [d.actor for d in state.decisions]) == ("engineering", ["bob"])
-    assert reopened.decide(DID, "bob", "approve", "looks right", 1, "c1").version == state.version
+    assert reopened.change_deliverable(Decide(deliverable_id=DID, actor="bob", verdict="approve", comment="looks right",
+                                              revision=1, command_id="c1")).version == state.version
     reopened.close()
 
 
 def test_concurrent_writers_one_wins(store_url):
     first, second = open_application(store_url), open_application(store_url)
     project_id = make_project(first)
-    first.submit_deliverable(DID, project_id, "Homepage mockups", "alice", make_policy(first), revision(), "c0")
+    first.submit_deliverable(SubmitDeliverable(deliverable_id=DID, project_id=project_id, title="Homepage mockups",
+                                               actor="alice", policy=make_policy(first), revision=revision(),
+                                               command_id="c0"))
     mine, theirs = first.repository.get(UUID(DID)), second.repository.get(UUID(DID))
     members = first.get_project(project_id).members
-    mine.decide("bob", "approve", "", 1, "c1", members)
-    theirs.reassign("paula", ["pete"], "bob is away", "c2", members)
+    mine.handle(Decide(deliverable_id=DID, actor="bob", verdict="approve", revision=1, command_id="c1"), members)
+    theirs.handle(Reassign(deliverable_id=DID, actor="paula", approvers=["pete"], reason="bob is away",
+                           command_id="c2"), members)
     first.save(mine)
     with pytest.raises(ConcurrentChange):
         second._save(theirs)
@@ -44,13 +52,16 @@ def test_concurrent_writers_one_wins(store_url):
 def test_views_catch_up_once_and_resume(store_url):
     app = open_application(store_url)
     project_id = make_project(app)
-    app.submit_deliverable(DID, project_id, "Homepage mockups", "alice", make_policy(app), revision(), "c0")
+    app.submit_deliverable(SubmitDeliverable(deliverable_id=DID, project_id=project_id, title="Homepage mockups",
+                                             actor="alice", policy=make_policy(app), revision=revision(),
+                                             command_id="c0"))
     views = ReadModel(app, store_url)
     assert views.catch_up() > 0
     assert views.catch_up() == 0
     [row] = views.deliverables([project_id])
     assert (row["status"], row["waiting_on"]) == ("in_review", ["bob"])
-    app.decide(DID, "bob", "reject", "wrong brand colours", 1, "c1")
+    app.change_deliverable(Decide(deliverable_id=DID, actor="bob", verdict="reject", comment="wrong brand colours",
+                                  revision=1, command_id="c1"))
     again = ReadModel(app, store_url)  # a new reader resumes from the saved position
     assert again.catch_up() == 2  # DecisionRecorded, Rejected
     assert [r["status"] for r in again.deliverables([project_id], "rejected")] == ["rejected"]
@@ -66,7 +77,9 @@ def test_two_readers_catching_up_at_once_read_every_notification_once(store_url)
     policy = make_policy(app)
     ids = [f"6f1c9a34-5d2e-4f7b-9a1c-{i:012d}" for i in range(30)]
     for i, did in enumerate(ids):
-        app.submit_deliverable(did, project_id, f"Banner {i}", "alice", policy, revision(f"b{i}"), f"c{i}")
+        app.submit_deliverable(SubmitDeliverable(deliverable_id=did, project_id=project_id, title=f"Banner {i}",
+                                                 actor="alice", policy=policy, revision=revision(f"b{i}"),
+                                                 command_id=f"c{i}"))
     readers = [ReadModel(open_application(store_url), store_url) for _ in range(2)]
     counts: list[int] = []
     threads = [threading.Thread(target=lambda r=r: counts.append(r.catch_up())) for r in readers]

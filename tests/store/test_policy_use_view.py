@@ -2,6 +2,7 @@
 
 import uuid
 
+from domain.commands import SubmitDeliverable
 from store.events import open_application
 from store.views import ReadModel
 from tests.builders import make_policy, make_project, revision
@@ -13,7 +14,9 @@ def test_projects_using_a_policy_including_views_built_before_the_table(store_ur
     make_project(app)  # a project that uses nothing
     used, unused = make_policy(app), make_policy(app)
     for _ in range(2):
-        app.submit_deliverable(str(uuid.uuid4()), ours, "Homepage mockups", "alice", used, revision(), "c0")
+        app.submit_deliverable(SubmitDeliverable(deliverable_id=str(uuid.uuid4()), project_id=ours,
+                                                 title="Homepage mockups", actor="alice", policy=used,
+                                                 revision=revision(), command_id="c0"))
     views = ReadModel(app, store_url)
     assert [p["id"] for p in views.projects_using_policy(used["name"])] == [ours]
     assert views.projects_using_policy(unused["name"]) == []

@@ -3,6 +3,14 @@
 import pytest
 
 from domain.application import Signoff
+from domain.commands import (
+    Decide,
+    FireDeadline,
+    Reassign,
+    SubmitDeliverable,
+    SubmitRevision,
+    Withdraw,
+)
 from domain.errors import (
     AlreadyDecided,
     ChainFinished,
@@ -29,13 +37,16 @@ def full(app, view):
 
 def submit(app, spec=None, escalation_path=None, did="00000000-0000-0000-0000-000000000001"):
     project_id = make_project(app, escalation_path)
-    return full(app, app.submit_deliverable(did, project_id, "Homepage mockups", "alice", make_policy(app, spec),
-                                            revision(), "c0"))
+    return full(app, app.submit_deliverable(SubmitDeliverable(deliverable_id=did, project_id=project_id,
+                                                              title="Homepage mockups", actor="alice",
+                                                              policy=make_policy(app, spec), revision=revision(),
+                                                              command_id="c0")))
 
 
 def decide(app, state, actor, verdict="approve", rev=1, cmd=None, comment="because"):
-    return full(app, app.decide(state.id, actor, verdict, comment, rev,
-                                cmd or f"{actor}-{verdict}-{rev}-{len(state.decisions)}"))
+    return full(app, app.change_deliverable(Decide(deliverable_id=state.id, actor=actor, verdict=verdict,
+                                                   comment=comment, revision=rev,
+                                                   command_id=cmd or f"{actor}-{verdict}-{rev}-{len(state.decisions)}")))
 
 
 def test_refused_decisions_record_nothing(app):
@@ -53,8 +64,10 @@ def test_refused_decisions_record_nothing(app):
 
 def test_same_command_twice_records_once(app):
     state = submit(app)
-    once = full(app, app.decide(state.id, "bob", "approve", "", 1, "same-id"))
-    twice = full(app, app.decide(state.id, "bob", "approve", "", 1, "same-id"))
+    once = full(app, app.change_deliverable(Decide(deliverable_id=state.id, actor="bob", verdict="approve", comment="",
+                                                   revision=1, command_id="same-id")))
+    twice = full(app, app.change_deliverable(Decide(deliverable_id=state.id, actor="bob", verdict="approve", comment="",
+                                                    revision=1, command_id="same-id")))
     assert once.version == twice.version
     assert [d.actor for d in twice.decisions] == ["bob"]
 
@@ -92,10 +105,16 @@ def test_request_changes_then_revision_restart_and_resume(app):
         with pytest.raises(StageClosed):
             decide(app, state, "erin")
         with pytest.raises(Forbidden):
-            app.submit_revision(state.id, "bob", "u", "b" * 64, "", "r-bob")
+            app.change_deliverable(SubmitRevision(deliverable_id=state.id, actor="bob",
+                                                  uri="https://files.example/v2.pdf", sha256="b" * 64, note="",
+                                                  command_id="r-bob"))
         with pytest.raises(Conflict):
-            app.submit_revision(state.id, "alice", "u", revision()["sha256"], "", "r-same")
-        state = full(app, app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "b" * 64, "fixed", "r2"))
+            app.change_deliverable(SubmitRevision(deliverable_id=state.id, actor="alice",
+                                                  uri="https://files.example/v2.pdf", sha256=revision()["sha256"],
+                                                  note="", command_id="r-same"))
+        state = full(app, app.change_deliverable(SubmitRevision(deliverable_id=state.id, actor="alice",
+                                                                uri="https://files.example/v2.pdf", sha256="b" * 64,
+                                                                note="fixed", command_id="r2")))
         assert (state.status, state.revision, state.stage.name) == ("in_review", 2, expected_stage)
         assert state.stage.approvals == [] and state.stage.decided == []
         with pytest.raises(StaleRevision):
@@ -105,8 +124,9 @@ def test_request_changes_then_revision_restart_and_resume(app):
 def test_withdraw_only_by_submitter(app):
     state = submit(app)
     with pytest.raises(Forbidden):
-        app.withdraw(state.id, "bob", "", "w1")
-    state = full(app, app.withdraw(state.id, "alice", "client paused the project", "w2"))
+        app.change_deliverable(Withdraw(deliverable_id=state.id, actor="bob", reason="", command_id="w1"))
+    state = full(app, app.change_deliverable(Withdraw(deliverable_id=state.id, actor="alice",
+                                                      reason="client paused the project", command_id="w2")))
     assert state.status == "withdrawn"
 
 
@@ -131,10 +151,14 @@ def test_escalation_grants_and_grantee_settles(app):
     with pytest.raises(NotEligible):
         decide(app, state, "paula")
     opened = state.stage.opened_at.isoformat()
-    state = full(app, app.fire_deadline(state.id, 0, opened, "escalation", 1, "t1"))
+    state = full(app, app.change_deliverable(FireDeadline(deliverable_id=state.id, stage_index=0, opened_at=opened,
+                                                          kind="escalation", level=1, command_id="t1")))
     assert state.escalations[-1].notified == ["pete"] and state.stage.granted == []
-    state = full(app, app.fire_deadline(state.id, 0, opened, "escalation", 2, "t2"))
-    again = full(app, app.fire_deadline(state.id, 0, opened, "escalation", 2, "t2-retry-with-new-id"))
+    state = full(app, app.change_deliverable(FireDeadline(deliverable_id=state.id, stage_index=0, opened_at=opened,
+                                                          kind="escalation", level=2, command_id="t2")))
+    again = full(app, app.change_deliverable(FireDeadline(deliverable_id=state.id, stage_index=0, opened_at=opened,
+                                                          kind="escalation", level=2,
+                                                          command_id="t2-retry-with-new-id")))
     assert again.version == state.version  # a deadline fires once, whatever the command id
     assert state.stage.granted == ["paula"] and state.stage.escalation_level == 2
     state = decide(app, state, "carol")
@@ -145,10 +169,12 @@ def test_escalation_grants_and_grantee_settles(app):
 
 def test_reassign(app):
     state = submit(app)
-    state = full(app, app.reassign(state.id, "paula", ["pete"], "bob is on leave", "ra1"))
+    state = full(app, app.change_deliverable(Reassign(deliverable_id=state.id, actor="paula", approvers=["pete"],
+                                                      reason="bob is on leave", command_id="ra1")))
     assert state.stage.approvers == ["pete"]
     with pytest.raises(Forbidden):
-        app.reassign(state.id, "paula", ["alice"], "no", "ra2")
+        app.change_deliverable(Reassign(deliverable_id=state.id, actor="paula", approvers=["alice"], reason="no",
+                                        command_id="ra2"))
     assert decide(app, state, "pete").stage.name == "engineering"
 
 
@@ -174,11 +200,14 @@ def test_people_outside_the_project_are_refused(app):
     spec = {"stages": [{"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any",
                         "escalation": [{"after": "PT1H", "notify": ["nobody-here", "director", "pm"]}]}]}
     state = submit(app, spec, did="00000000-0000-0000-0000-000000000009")
-    state = full(app, app.fire_deadline(state.id, 0, state.stage.opened_at.isoformat(), "escalation", 1, "e1"))
+    state = full(app, app.change_deliverable(FireDeadline(deliverable_id=state.id, stage_index=0,
+                                                          opened_at=state.stage.opened_at.isoformat(),
+                                                          kind="escalation", level=1, command_id="e1")))
     assert state.escalations[0].notified == ["pete"]
     state = submit(app, did="00000000-0000-0000-0000-00000000000a")
     with pytest.raises(Invalid, match="zed"):
-        app.reassign(state.id, "paula", ["zed"], "cover", "ra-zed")
+        app.change_deliverable(Reassign(deliverable_id=state.id, actor="paula", approvers=["zed"], reason="cover",
+                                        command_id="ra-zed"))
 
 
 def test_late_approver_of_a_closed_stage_gets_a_conflict_until_the_stage_reopens(app):
@@ -186,7 +215,9 @@ def test_late_approver_of_a_closed_stage_gets_a_conflict_until_the_stage_reopens
     with pytest.raises(StageClosed):
         decide(app, state, "bob")
     state = decide(app, state, "carol", "request_changes", comment="needs dark mode")
-    state = full(app, app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "c" * 64, "", "r2"))
+    state = full(app, app.change_deliverable(SubmitRevision(deliverable_id=state.id, actor="alice",
+                                                            uri="https://files.example/v2.pdf", sha256="c" * 64,
+                                                            note="", command_id="r2")))
     assert state.stage.name == "design"
     with pytest.raises(NotEligible):  # engineering is not closed any more: it lies ahead again
         decide(app, state, "carol", rev=2)
@@ -194,14 +225,16 @@ def test_late_approver_of_a_closed_stage_gets_a_conflict_until_the_stage_reopens
 
 def test_history_names_who_did_what_on_which_revision_and_by_which_command(app):
     state = submit(app)
-    app.decide(state.id, "bob", "request_changes", "logo too small", 1, "deliverable-x:update:42")
+    app.change_deliverable(Decide(deliverable_id=state.id, actor="bob", verdict="request_changes",
+                                  comment="logo too small", revision=1, command_id="deliverable-x:update:42"))
     entries = app.deliverable_history(state.id)
     assert [e["type"] for e in entries] == ["Submitted", "StageOpened", "DecisionRecorded", "ChangesRequested"]
     decision = entries[2]
     assert (decision["actor"], decision["verdict"], decision["comment"], decision["revision"],
             decision["command_id"]) == ("bob", "request_changes", "logo too small", 1, "deliverable-x:update:42")
     assert entries[0]["actor"] == "alice" and entries[3]["actor"] == "bob"
-    app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "d" * 64, "bigger logo", "r2")
+    app.change_deliverable(SubmitRevision(deliverable_id=state.id, actor="alice", uri="https://files.example/v2.pdf",
+                                          sha256="d" * 64, note="bigger logo", command_id="r2"))
     entries = app.deliverable_history(state.id)
     assert [(e["type"], e["revision"]) for e in entries[4:]] == [("RevisionSubmitted", 2), ("StageOpened", 2)]
 
@@ -210,8 +243,10 @@ def test_next_deadline_skips_what_this_run_has_fired(app):
     spec = {"stages": [{"name": "eng", "approvers": {"roles": ["eng"]}, "rule": "any", "sla": "PT2H",
                         "escalation": [{"after": "PT1H", "notify": ["pm"]}]}]}
     project_id = make_project(app)
-    view = app.submit_deliverable("00000000-0000-0000-0000-00000000000b", project_id, "Spec", "alice",
-                                  make_policy(app, spec), revision(), "c0")
+    view = app.submit_deliverable(SubmitDeliverable(deliverable_id="00000000-0000-0000-0000-00000000000b",
+                                                    project_id=project_id, title="Spec", actor="alice",
+                                                    policy=make_policy(app, spec), revision=revision(),
+                                                    command_id="c0"))
     first = view.next_deadline()
     assert (first.kind, first.level) == ("escalation", 1)
     after = view.next_deadline(frozenset({view.deadline_id(first)}))
@@ -223,7 +258,8 @@ def test_a_decision_on_an_old_revision_is_a_stale_revision_not_a_stranger(app):
     # carol is no approver of design, but what went wrong is the revision she looked at.
     state = decide(app, submit(app), "bob")
     assert state.stage.name == "engineering"
-    app.submit_revision(state.id, "alice", "https://files.example/v2.pdf", "b" * 64, "v2", "rev-2")
+    app.change_deliverable(SubmitRevision(deliverable_id=state.id, actor="alice", uri="https://files.example/v2.pdf",
+                                          sha256="b" * 64, note="v2", command_id="rev-2"))
     assert full(app, app.chain_view(state.id)).stage.name == "design"
     with pytest.raises(StaleRevision):
         decide(app, state, "carol", rev=1)
@@ -237,11 +273,16 @@ def test_an_expired_command_is_never_recorded_but_a_held_one_answers_the_record(
     state = submit(app)
     past = datetime.now(timezone.utc) - timedelta(seconds=1)
     with pytest.raises(CommandExpired):
-        app.decide(state.id, "bob", "approve", "", 1, "late", expires_at=past)
+        app.change_deliverable(Decide(deliverable_id=state.id, actor="bob", verdict="approve", comment="", revision=1,
+                                      command_id="late", expires_at=past))
     assert full(app, app.chain_view(state.id)).version == state.version
     # Recorded in time, then the answer was lost: asked again after the deadline, the record answers.
-    view = app.decide(state.id, "bob", "approve", "", 1, "in-time")
-    assert app.decide(state.id, "bob", "approve", "", 1, "in-time", expires_at=past) == view
+    view = app.change_deliverable(Decide(deliverable_id=state.id, actor="bob", verdict="approve", comment="",
+                                         revision=1, command_id="in-time"))
+    assert app.change_deliverable(Decide(deliverable_id=state.id, actor="bob", verdict="approve", comment="",
+                                         revision=1, command_id="in-time", expires_at=past)) == view
     with pytest.raises(CommandExpired):
-        app.submit_deliverable("00000000-0000-0000-0000-000000000002", state.project_id, "Late", "alice",
-                               make_policy(app), revision(), "c1", expires_at=past)
+        app.submit_deliverable(SubmitDeliverable(deliverable_id="00000000-0000-0000-0000-000000000002",
+                                                 project_id=state.project_id, title="Late", actor="alice",
+                                                 policy=make_policy(app), revision=revision(), command_id="c1",
+                                                 expires_at=past))

@@ -9,7 +9,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from domain.application import Signoff
 from domain.deliverable_state import ChainView
-from tests.builders import make_policy, make_project, revision
+from tests.builders import make_policy, make_project, submission
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, chain_workflow_id
@@ -25,9 +25,8 @@ class Chains:
                      submitter: str = "alice", max_history: int = 10_000) -> tuple[WorkflowHandle, ChainView]:
         project_id = make_project(self.app, escalation_path)
         policy = make_policy(self.app, policy_spec)
-        deliverable_id = str(uuid.uuid4())
-        chain = ChainInput(deliverable_id=deliverable_id, project_id=project_id, title="Homepage mockups",
-                           submitter=submitter, policy=policy, revision=revision(), max_history=max_history)
+        chain = ChainInput(submission=submission(project_id, policy, submitter), max_history=max_history)
+        deliverable_id = chain.deliverable_id
         start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=chain_workflow_id(deliverable_id),
                                            task_queue=self.task_queue,
                                            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import sys
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,12 +19,13 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from domain.commands import Decide, SubmitRevision
 from store.events import open_application
-from tests.builders import STANDARD, make_policy, make_project, revision
+from tests.builders import STANDARD, make_policy, make_project, revision, submission
 from workers.devstack import temporal_binary
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import ChainInput, DecideInput, RevisionInput, chain_workflow_id
+from workflows.messages import ChainInput, chain_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
 SPEC = {"stages": [
@@ -43,9 +43,7 @@ async def recording_chain(spec: dict[str, Any], **chain_fields: Any) -> AsyncIte
     try:
         with tempfile.TemporaryDirectory() as tmp:
             app = open_application(f"sqlite:///{tmp}/events.sqlite")
-            chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(app),
-                               title="Homepage mockups", submitter="alice", policy=make_policy(app, spec),
-                               revision=revision(), **chain_fields)
+            chain = ChainInput(submission=submission(make_project(app), make_policy(app, spec), **chain_fields))
             try:
                 async with build_worker(env.client, app, "record"):
                     start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain,
@@ -73,12 +71,12 @@ async def record() -> Path:
         await asyncio.sleep(1.5)  # the reminder and the escalation fire
         for actor, verdict, comment in (("bob", "approve", ""), ("carol", "request_changes", "add dark mode")):
             await handle.execute_update(ApprovalChainWorkflow.decide,
-                                        DecideInput(actor=actor, verdict=verdict, comment=comment, revision=1))
+                                        Decide(actor=actor, verdict=verdict, comment=comment, revision=1))
         await handle.execute_update(ApprovalChainWorkflow.submit_revision,
-                                    RevisionInput(actor="alice", **revision("v2")))
+                                    SubmitRevision(actor="alice", **revision("v2")))
         for actor in ("carol", "dan"):
             await handle.execute_update(ApprovalChainWorkflow.decide,
-                                        DecideInput(actor=actor, verdict="approve", revision=2))
+                                        Decide(actor=actor, verdict="approve", revision=2))
         return await save(handle, "approval_chain")
 
 
@@ -89,20 +87,22 @@ async def record_record_is_truth() -> Path:
     soon = lambda: datetime.now(timezone.utc) + timedelta(seconds=30)  # noqa: E731
     async with recording_chain(STANDARD, expires_at=soon()) as (app, chain, handle):
         await handle.execute_update(ApprovalChainWorkflow.decide,
-                                    DecideInput(actor="bob", verdict="approve", revision=1, expires_at=soon()))
+                                    Decide(actor="bob", verdict="approve", revision=1, expires_at=soon()))
         late = datetime.now(timezone.utc) - timedelta(seconds=1)
         with contextlib.suppress(WorkflowUpdateFailedError):  # refused by the record: expired
             await handle.execute_update(ApprovalChainWorkflow.decide,
-                                        DecideInput(actor="carol", verdict="approve", revision=1, expires_at=late))
-        app.decide(chain.deliverable_id, "carol", "approve", "", 1, "answer-lost")
-        app.decide(chain.deliverable_id, "dan", "approve", "", 1, "answer-lost-too")
+                                        Decide(actor="carol", verdict="approve", revision=1, expires_at=late))
+        app.change_deliverable(Decide(deliverable_id=chain.deliverable_id, actor="carol", verdict="approve", comment="",
+                                      revision=1, command_id="answer-lost"))
+        app.change_deliverable(Decide(deliverable_id=chain.deliverable_id, actor="dan", verdict="approve", comment="",
+                                      revision=1, command_id="answer-lost-too"))
         with contextlib.suppress(WorkflowUpdateFailedError):  # refused by the record, whose view it takes
             await handle.execute_update(ApprovalChainWorkflow.decide,
-                                        DecideInput(actor="erin", verdict="approve", revision=1))
+                                        Decide(actor="erin", verdict="approve", revision=1))
         await handle.execute_update(ApprovalChainWorkflow.refresh)
         await handle.signal(ApprovalChainWorkflow.abandon, "an-update-whose-caller-left")
         await handle.execute_update(ApprovalChainWorkflow.decide,
-                                    DecideInput(actor="sam", verdict="approve", revision=1, expires_at=soon()))
+                                    Decide(actor="sam", verdict="approve", revision=1, expires_at=soon()))
         return await save(handle, "approval_chain_record_is_truth")
 
 

@@ -5,8 +5,8 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from domain.commands import Decide
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import DecideInput
 
 
 def update_error_type(err: WorkflowUpdateFailedError) -> str:
@@ -17,12 +17,15 @@ def update_error_type(err: WorkflowUpdateFailedError) -> str:
 async def test_chain_runs_through_every_stage_to_approved(chains):
     handle, state = await chains.submit()
     assert (state.status, state.stage.name, state.stage.approvers) == ("in_review", "design", ["bob"])
-    state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="bob", verdict="approve", revision=1))
+    state = await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="bob", verdict="approve",
+                                                                             revision=1))
     assert state.stage.name == "engineering"
-    await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="carol", verdict="approve", revision=1))
-    state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="erin", verdict="approve", revision=1))
+    await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="carol", verdict="approve", revision=1))
+    state = await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="erin", verdict="approve",
+                                                                             revision=1))
     assert state.stage.name == "sponsor"
-    state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="sam", verdict="approve", revision=1))
+    state = await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="sam", verdict="approve",
+                                                                             revision=1))
     assert state.status == "approved" and state.stage is None
     result = await handle.result()
     assert result.status == "approved"
@@ -32,10 +35,10 @@ async def test_chain_runs_through_every_stage_to_approved(chains):
 async def test_submitter_and_outsiders_are_refused_before_history(chains):
     handle, _ = await chains.submit()
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="alice", verdict="approve", revision=1))
+        await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="alice", verdict="approve", revision=1))
     assert update_error_type(err.value) == "SelfApproval"
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="carol", verdict="approve", revision=1))
+        await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="carol", verdict="approve", revision=1))
     assert update_error_type(err.value) == "NotEligible"
     assert [h["type"] for h in chains.app.deliverable_history((await handle.query(ApprovalChainWorkflow.current)).id)] == [
         "Submitted", "StageOpened"]
@@ -48,11 +51,11 @@ async def test_a_command_past_its_deadline_is_refused(chains):
     late = datetime.now(timezone.utc) - timedelta(seconds=1)
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await handle.execute_update(ApprovalChainWorkflow.decide,
-                                    DecideInput(actor="bob", verdict="approve", revision=1, expires_at=late))
+                                    Decide(actor="bob", verdict="approve", revision=1, expires_at=late))
     assert update_error_type(err.value) == "CommandExpired"
     soon = datetime.now(timezone.utc) + timedelta(seconds=30)
     view = await handle.execute_update(ApprovalChainWorkflow.decide,
-                                       DecideInput(actor="bob", verdict="approve", revision=1, expires_at=soon))
+                                       Decide(actor="bob", verdict="approve", revision=1, expires_at=soon))
     assert view.stage.name == "engineering"
 
 
@@ -61,7 +64,7 @@ async def test_concurrent_any_stage_one_wins(chains):
                        {"name": "sponsor", "approvers": {"users": ["sam"]}, "rule": "all"}]}
     handle, _ = await chains.submit(spec)
     results = await asyncio.gather(
-        *[handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor=a, verdict="approve", revision=1))
+        *[handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor=a, verdict="approve", revision=1))
           for a in ("carol", "dan")], return_exceptions=True)
     failures = [r for r in results if isinstance(r, Exception)]
     assert len(failures) == 1 and update_error_type(failures[0]) == "StageClosed"
@@ -91,7 +94,7 @@ async def test_long_chain_continues_as_new_and_keeps_going(chains):
     for i in range(6):
         approver = ("carol", "dan", "erin")[i % 3]
         state = await handle.execute_update(ApprovalChainWorkflow.decide,
-                                            DecideInput(actor=approver, verdict="approve", revision=1))
+                                            Decide(actor=approver, verdict="approve", revision=1))
     assert state.status == "approved"
     assert (await chains.client.get_workflow_handle(handle.id).result())["status"] == "approved"
     assert (await chains.client.get_workflow_handle(handle.id).describe()).run_id != first_run

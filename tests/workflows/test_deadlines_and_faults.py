@@ -14,13 +14,14 @@ from typing import Any
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
+from domain.commands import Decide, SubmitRevision
 from store.events import open_application
-from tests.builders import make_policy, make_project, revision
+from tests.builders import make_policy, make_project, revision, submission
 from tests.fault_worker import faulty
 from tests.workflows.conftest import Chains
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import ChainInput, DecideInput, RevisionInput, chain_workflow_id
+from workflows.messages import ChainInput, chain_workflow_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +48,7 @@ async def test_escalation_notifies_then_grants_and_grantee_settles(chains):
     escalations = current().escalations
     assert [(e.level, e.notified, e.granted) for e in escalations] == [(1, ["pete"], []), (2, ["paula"], ["paula"])]
     state = await handle.execute_update(ApprovalChainWorkflow.decide,
-                                        DecideInput(actor="paula", verdict="approve", revision=1))
+                                        Decide(actor="paula", verdict="approve", revision=1))
     assert state.status == "approved"
     assert chains.app.get_deliverable(state.id).decisions[-1].on_behalf_of == ["carol", "dan", "erin"]
 
@@ -58,7 +59,7 @@ async def test_a_decision_before_the_deadline_cancels_it(chains):
                        {"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "any",
                         "escalation": []}]}
     handle, state = await chains.submit(spec)
-    await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="bob", verdict="approve", revision=1))
+    await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="bob", verdict="approve", revision=1))
     # The stage's timer is cancelled in Temporal, not merely ignored when it fires.
     events = [e async for e in handle.fetch_history_events()]
     kinds = [e.WhichOneof("attributes") for e in events]
@@ -70,12 +71,12 @@ async def test_a_decision_before_the_deadline_cancels_it(chains):
 
 async def test_revision_restarts_the_chain(chains):
     handle, state = await chains.submit()
-    await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="bob", verdict="approve", revision=1))
-    state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+    await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="bob", verdict="approve", revision=1))
+    state = await handle.execute_update(ApprovalChainWorkflow.decide, Decide(
         actor="carol", verdict="request_changes", comment="hero image is off-brand", revision=1))
     assert state.status == "changes_requested"
     v2 = revision("v2")
-    state = await handle.execute_update(ApprovalChainWorkflow.submit_revision, RevisionInput(actor="alice", **v2))
+    state = await handle.execute_update(ApprovalChainWorkflow.submit_revision, SubmitRevision(actor="alice", **v2))
     assert (state.status, state.revision, state.stage.name) == ("in_review", 2, "design")
 
 
@@ -83,7 +84,7 @@ async def test_activity_failing_after_recording_is_retried_without_a_second_reco
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
     async with build_worker(temporal_env.client, sqlite_app, task_queue, faulty("raise-after-record:FAULT-1")):
         handle, state = await Chains(temporal_env.client, sqlite_app, task_queue).submit()
-        state = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+        state = await handle.execute_update(ApprovalChainWorkflow.decide, Decide(
             actor="bob", verdict="approve", comment="FAULT-1", revision=1))
     assert state.stage.name == "engineering"
     history = sqlite_app.deliverable_history(state.id)
@@ -118,8 +119,7 @@ async def crashing_chain(temporal_env, tmp_path, fault: str, spec=None) -> Async
     env = {"SIGNOFF_EVENT_STORE": url, "SIGNOFF_TASK_QUEUE": f"kill-{uuid.uuid4().hex[:8]}",
            "SIGNOFF_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host}
     app = open_application(url)
-    chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=make_project(app), title="Homepage mockups",
-                       submitter="alice", policy=make_policy(app, spec), revision=revision())
+    chain = ChainInput(submission=submission(make_project(app), make_policy(app, spec)))
     doomed = start_worker({**env, "SIGNOFF_FAULTS": fault})
     processes = [doomed]
     try:
@@ -140,7 +140,7 @@ async def crashing_chain(temporal_env, tmp_path, fault: str, spec=None) -> Async
 async def test_worker_killed_after_recording_completes_on_restart_exactly_once(temporal_env, tmp_path):
     async with crashing_chain(temporal_env, tmp_path, "kill-after-record:KILL-ME") as crash:
         handle, did = crash.handle, crash.chain.deliverable_id
-        decision = asyncio.create_task(handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+        decision = asyncio.create_task(handle.execute_update(ApprovalChainWorkflow.decide, Decide(
             actor="bob", verdict="approve", comment="KILL-ME please", revision=1)))
         await asyncio.to_thread(crash.doomed.wait, 30)
         assert crash.doomed.returncode == -9, crash.doomed.stderr.read().decode()[-2000:]
@@ -152,7 +152,7 @@ async def test_worker_killed_after_recording_completes_on_restart_exactly_once(t
         assert state.stage.name == "engineering"
         for actor in ("carol", "dan", "sam"):
             state = await handle.execute_update(ApprovalChainWorkflow.decide,
-                                                DecideInput(actor=actor, verdict="approve", revision=1))
+                                                Decide(actor=actor, verdict="approve", revision=1))
         assert state.status == "approved"
         history = crash.app.deliverable_history(did)
         assert [h["actor"] for h in history if h["type"] == "DecisionRecorded"] == ["bob", "carol", "dan", "sam"]
@@ -166,7 +166,7 @@ async def test_worker_killed_after_an_escalation_loses_no_decision_sent_meanwhil
         assert crash.doomed.returncode == -9
         # While no worker runs, a decision arrives; the retried task holds it and the timer together.
         decision = asyncio.create_task(crash.handle.execute_update(
-            ApprovalChainWorkflow.decide, DecideInput(actor="carol", verdict="approve", revision=1)))
+            ApprovalChainWorkflow.decide, Decide(actor="carol", verdict="approve", revision=1)))
         await asyncio.sleep(0.5)
         crash.start_survivor()
         view = await asyncio.wait_for(decision, timeout=60)

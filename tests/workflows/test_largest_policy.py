@@ -15,9 +15,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.models import ProjectCreate, RevisionIn
 from domain import bounds
+from domain.commands import Decide
 from domain.policy_spec import PolicySpec
+from tests.builders import submission
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import ChainInput, DecideInput, chain_workflow_id
+from workflows.messages import ChainInput, chain_workflow_id
 
 BUDGET = 256 * 1024
 WIDE = "\U0001f600"  # four bytes in UTF-8: the widest character a name or text may hold
@@ -94,8 +96,8 @@ async def test_largest_policy_on_largest_project_runs_and_stays_small(chains):
                                                project["phases"], "paula").id)
     policy, _ = chains.app.put_policy(f"largest-{uuid.uuid4().hex[:8]}", largest_policy(), "paula")
     submitter = user(0)
-    chain = ChainInput(deliverable_id=str(uuid.uuid4()), project_id=project_id, title=WIDE * bounds.MAX_NAME_CHARS,
-                       submitter=submitter, policy=policy, revision=largest_revision(), max_history=20)
+    chain = ChainInput(submission=submission(project_id, policy, submitter, title=WIDE * bounds.MAX_NAME_CHARS,
+                                             revision=largest_revision()), max_history=20)
     workflow_id = chain_workflow_id(chain.deliverable_id)
     start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=workflow_id, task_queue=chains.task_queue,
                                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
@@ -109,12 +111,12 @@ async def test_largest_policy_on_largest_project_runs_and_stays_small(chains):
     handle = chains.client.get_workflow_handle(workflow_id)
     for index in range(4):
         view = await handle.execute_update(ApprovalChainWorkflow.decide,
-                                           DecideInput(actor=user(index + 1), verdict="approve", revision=1))
+                                           Decide(actor=user(index + 1), verdict="approve", revision=1))
         assert view.stage.index == index + 1 and view.stage.open
     runs = [run async for run in chains.client.list_workflows(f'WorkflowId = "{workflow_id}"')]
     assert len(runs) >= 2, "the chain should have continued as new"
     view = await chains.client.get_workflow_handle(workflow_id).execute_update(
-        ApprovalChainWorkflow.decide, DecideInput(actor=user(9), verdict="approve", revision=1))
+        ApprovalChainWorkflow.decide, Decide(actor=user(9), verdict="approve", revision=1))
     assert view.stage.index == 5
 
     largest_seen = 0

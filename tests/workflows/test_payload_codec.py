@@ -12,12 +12,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from config.settings import Settings
+from domain.commands import Decide
 from tests.workflows.conftest import Chains
 from workers.worker import WORKFLOWS, build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.client import connect
 from workflows.codec import UnknownKey, data_converter
-from workflows.messages import DecideInput
 
 TITLE = b"Homepage mockups"
 COMMENT = "the sponsor's confidential budget note 4711"
@@ -52,7 +52,7 @@ async def test_history_is_encrypted_and_decodes_and_replays_with_the_key(tempora
     async with build_worker(client, sqlite_app, task_queue):
         handle, _ = await Chains(client, sqlite_app, task_queue).submit()
         view = await handle.execute_update(ApprovalChainWorkflow.decide,
-                                           DecideInput(actor="bob", verdict="approve", comment=COMMENT, revision=1))
+                                           Decide(actor="bob", verdict="approve", comment=COMMENT, revision=1))
         assert view.stage.name == "engineering"
 
     # Fetched by a client without the codec, as the Web UI and tctl see it: nothing readable.

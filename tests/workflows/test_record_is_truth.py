@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from domain.commands import Decide
 from domain.errors import NotFound
 from tests.workflows.test_approval_chain import update_error_type
 from tests.workflows.test_deadlines_and_faults import crashing_chain, wait_for
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import DecideInput
 
 TWO_STAGES = {"stages": [
     {"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any", "escalation": []},
@@ -28,7 +28,7 @@ def soon(seconds: float) -> datetime:
 async def test_a_recording_whose_answer_was_lost_past_its_deadline_still_moves_the_chain(temporal_env, tmp_path):
     async with crashing_chain(temporal_env, tmp_path, "kill-after-record:KILL-ME", TWO_STAGES) as crash:
         did, expires_at = crash.chain.deliverable_id, soon(2)
-        decision = asyncio.create_task(crash.handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+        decision = asyncio.create_task(crash.handle.execute_update(ApprovalChainWorkflow.decide, Decide(
             actor="bob", verdict="approve", comment="KILL-ME", revision=1, expires_at=expires_at)))
         await asyncio.to_thread(crash.doomed.wait, 30)
         assert crash.doomed.returncode == -9
@@ -42,7 +42,7 @@ async def test_a_recording_whose_answer_was_lost_past_its_deadline_still_moves_t
         # The next stage's timer was set and fires.
         await wait_for(lambda: [e.stage_name for e in crash.app.get_deliverable(did).escalations] == ["engineering"])
         view = await crash.handle.execute_update(ApprovalChainWorkflow.decide,
-                                                 DecideInput(actor="carol", verdict="approve", revision=1))
+                                                 Decide(actor="carol", verdict="approve", revision=1))
         assert view.status == "approved"
         assert (await asyncio.wait_for(crash.handle.result(), 10)).status == "approved"
         assert [d.actor for d in crash.app.get_deliverable(did).decisions] == ["bob", "carol"]
@@ -51,22 +51,24 @@ async def test_a_recording_whose_answer_was_lost_past_its_deadline_still_moves_t
 async def test_a_refusal_by_the_record_gives_the_workflow_the_records_view(chains):
     handle, state = await chains.submit(TWO_STAGES)
     # Recorded without the workflow hearing of it: its view still says design.
-    chains.app.decide(state.id, "bob", "approve", "", 1, "answer-lost")
+    chains.app.change_deliverable(Decide(deliverable_id=state.id, actor="bob", verdict="approve", comment="",
+                                         revision=1, command_id="answer-lost"))
     assert (await handle.query(ApprovalChainWorkflow.current)).stage.name == "design"
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="bob", verdict="approve",
+        await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="bob", verdict="approve",
                                                                               revision=1))
     assert update_error_type(err.value) == "StageClosed"
     assert (await handle.query(ApprovalChainWorkflow.current)).stage.name == "engineering"
     await wait_for(lambda: len(chains.app.get_deliverable(state.id).escalations) == 1)
-    view = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(actor="dan", verdict="approve",
+    view = await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="dan", verdict="approve",
                                                                                  revision=1))
     assert view.status == "approved"
 
 
 async def test_refresh_takes_the_records_view(chains):
     handle, state = await chains.submit(TWO_STAGES)
-    chains.app.decide(state.id, "bob", "approve", "", 1, "answer-lost")
+    chains.app.change_deliverable(Decide(deliverable_id=state.id, actor="bob", verdict="approve", comment="",
+                                         revision=1, command_id="answer-lost"))
     view = await handle.execute_update(ApprovalChainWorkflow.refresh)
     assert view.stage.name == "engineering" and view.version == chains.app.chain_view(state.id).version
 
@@ -87,7 +89,7 @@ async def test_a_command_held_up_by_a_locked_store_past_its_deadline_is_never_re
     holder.start()
     locked.wait(10)
     try:
-        decision = asyncio.create_task(handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+        decision = asyncio.create_task(handle.execute_update(ApprovalChainWorkflow.decide, Decide(
             actor="bob", verdict="approve", revision=1, expires_at=soon(1))))
         await asyncio.sleep(5)  # the store's lock timeout passes, the recording retries past the deadline
     finally:
@@ -98,7 +100,7 @@ async def test_a_command_held_up_by_a_locked_store_past_its_deadline_is_never_re
     assert update_error_type(err.value) == "CommandExpired"
     assert chains.app.get_deliverable(state.id).decisions == []
     # The chain goes on: a command in time is recorded.
-    view = await handle.execute_update(ApprovalChainWorkflow.decide, DecideInput(
+    view = await handle.execute_update(ApprovalChainWorkflow.decide, Decide(
         actor="bob", verdict="approve", revision=1, expires_at=soon(20)))
     assert view.stage.name == "engineering"
 
@@ -106,13 +108,13 @@ async def test_a_command_held_up_by_a_locked_store_past_its_deadline_is_never_re
 async def test_a_chain_whose_opening_never_came_fails_after_its_deadline(chains):
     from temporalio.client import WorkflowFailureError
 
-    from tests.builders import make_policy, make_project, revision
+    from tests.builders import make_policy, make_project, submission
     from workflows.messages import ChainInput, chain_workflow_id
 
     # Started, but the `open` update was lost (a server restart, a cancelled request).
-    chain = ChainInput(deliverable_id="0d8b5f1e-3c1a-4f0e-9b7a-6a2f4c9e8d11", project_id=make_project(chains.app),
-                       title="Homepage mockups", submitter="alice", policy=make_policy(chains.app),
-                       revision=revision(), expires_at=soon(1))
+    chain = ChainInput(submission=submission(make_project(chains.app), make_policy(chains.app),
+                                             deliverable_id="0d8b5f1e-3c1a-4f0e-9b7a-6a2f4c9e8d11",
+                                             expires_at=soon(1)))
     handle = await chains.client.start_workflow(ApprovalChainWorkflow.run, chain,
                                                 id=chain_workflow_id(chain.deliverable_id),
                                                 task_queue=chains.task_queue)

@@ -1,0 +1,93 @@
+"""Commands: one frozen model per use case, the same object from the HTTP request to the event.
+
+The API builds a command from the request body and the token; the chain's Update takes it; the
+activity records it; the application and the aggregate take it; `rules.check` refuses it. What a
+use case asks for (a decision's verdict, comment and revision, say) is written once, in its
+`...Fields` model, which the HTTP body extends too.
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from domain import bounds
+from domain.deliverable_state import Verdict
+from domain.text import HttpUri, Note, RequiredText, Text, UserId
+
+SYSTEM_ACTOR = "signoff"
+
+
+class Fields(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Command(Fields):
+    """Who asks, about which deliverable, under which id, and until when it may be recorded."""
+
+    actor: str
+    # The chain's workflow fills both in from its own id and the Update's id: the ids it records
+    # under stay the same across task retries, and a command can name no other deliverable.
+    deliverable_id: str = ""
+    command_id: str = ""
+    # Past this moment the command is never recorded: a caller who gave up waiting (503) can rely
+    # on a command not yet taken up never being applied later.
+    expires_at: datetime | None = None
+
+
+class RevisionFields(Fields):
+    uri: HttpUri
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    note: Note = ""
+
+
+class DecisionFields(Fields):
+    verdict: Verdict
+    comment: Text = ""
+    revision: StrictInt = Field(ge=1)  # strict: "1" or 1.0 is a careless client, not a revision
+
+
+class WithdrawalFields(Fields):
+    reason: Text = ""
+
+
+class ReassignmentFields(Fields):
+    approvers: list[UserId] = Field(min_length=1, max_length=bounds.MAX_MEMBERS)
+    reason: RequiredText
+
+
+class SubmitDeliverable(Command):
+    project_id: str
+    title: str
+    # The policy as published when the deliverable was submitted: the chain keeps to this version.
+    policy: dict[str, Any]
+    revision: RevisionFields
+
+
+class Decide(Command, DecisionFields):
+    pass
+
+
+class SubmitRevision(Command, RevisionFields):
+    pass
+
+
+class Withdraw(Command, WithdrawalFields):
+    pass
+
+
+class Reassign(Command, ReassignmentFields):
+    pass
+
+
+class FireDeadline(Command):
+    """A stage deadline fell due; the opening it belongs to makes a late timer a no-op."""
+
+    actor: str = SYSTEM_ACTOR
+    stage_index: int
+    opened_at: str
+    kind: Literal["reminder", "escalation", "sla"]
+    level: int
+
+
+ChainCommand = Decide | SubmitRevision | Withdraw | Reassign | FireDeadline
