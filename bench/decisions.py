@@ -167,10 +167,41 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def spawn(args: list[str], env: dict[str, str], log: Path, role: str) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen(args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=Path(__file__).resolve().parents[1])
+        process = subprocess.Popen(args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                   cwd=Path(__file__).resolve().parents[1])
+    ROLES[process.pid] = role
+    return process
+
+
+# Which process does what, so each row can say where its CPU went: pid -> role.
+ROLES: dict[int, str] = {}
+LOAD = "load"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc), 0 once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role() -> dict[str, float]:
+    totals = {LOAD: cpu_seconds(os.getpid())}
+    for pid, role in ROLES.items():
+        totals[role] = totals.get(role, 0.0) + cpu_seconds(pid)
+    return totals
+
+
+async def metered(run: Awaitable[tuple[float, list[float]]]) -> "Measured":
+    """`run`'s wall time and latencies, and the CPU each role spent meanwhile."""
+    before = cpu_by_role()
+    wall, latencies = await run
+    after = cpu_by_role()
+    return wall, latencies, {role: after[role] - before.get(role, 0.0) for role in after}
 
 
 async def serve_bare_worker(address: str, task_queue: str) -> None:
@@ -185,7 +216,8 @@ async def bare_worker(client: Client, task_queue: str, topology: str, tmp: Path)
             yield
         return
     address = client.service_client.config.target_host
-    process = spawn([sys.executable, __file__, "--serve-bare-worker", address, task_queue], {}, tmp / "bare.log")
+    process = spawn([sys.executable, __file__, "--serve-bare-worker", address, task_queue], {}, tmp / "bare.log",
+                    "worker")
     try:
         yield
     finally:
@@ -193,7 +225,7 @@ async def bare_worker(client: Client, task_queue: str, topology: str, tmp: Path)
 
 
 async def bare_run(client: Client, n: int, m: int, c: int, topology: str, tmp: Path,
-                   recorded: bool = False) -> tuple[float, list[float]]:
+                   recorded: bool = False) -> "Measured":
     task_queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
 
     async def start(count: int) -> list[Any]:
@@ -212,13 +244,13 @@ async def bare_run(client: Client, n: int, m: int, c: int, topology: str, tmp: P
     async with bare_worker(client, task_queue, topology, tmp):
         await drive(await start(c), m, update, c)  # warm-up
         handles = await start(n)
-        measured = await drive(handles, m, update, c)
+        measured = await metered(drive(handles, m, update, c))
         assert all([await h.result() == m for h in handles])
     return measured
 
 
 async def signoff_run(client: Client, tmp: Path, n: int, m: int, c: int, topology: str,
-                      workers: int) -> tuple[float, list[float]]:
+                      workers: int) -> "Measured":
     settings = Settings(data_dir=tmp, event_store=f"sqlite:///{tmp / 'events.sqlite'}",
                         temporal_address=client.service_client.config.target_host,
                         task_queue=f"bench-signoff-{uuid.uuid4().hex[:8]}", jwt_secret=JWT_SECRET, demo=False,
@@ -251,8 +283,8 @@ async def signoff_stack(client: Client, settings: Settings, topology: str, worke
         return
     env = {f"SIGNOFF_{key.upper()}": str(value) for key, value in settings.model_dump().items()}
     signoff = str(Path(sys.executable).with_name("signoff"))
-    processes = [spawn([signoff, "worker"], env, tmp / f"worker-{i}.log") for i in range(workers)]
-    processes.append(spawn([signoff, "api"], env, tmp / "api.log"))
+    processes = [spawn([signoff, "worker"], env, tmp / f"worker-{i}.log", "worker") for i in range(workers)]
+    processes.append(spawn([signoff, "api"], env, tmp / "api.log", "api"))
     try:
         await wait_until_ready(settings.port, lambda: all(p.poll() is None for p in processes))
         yield
@@ -278,7 +310,7 @@ async def wait_until_ready(port: int, running: Callable[[], bool], timeout: floa
 
 
 async def signoff_measure(http: httpx.AsyncClient, auth: dict[str, dict[str, str]], approvers: list[str],
-                          n: int, c: int) -> tuple[float, list[float]]:
+                          n: int, c: int) -> "Measured":
     members = [{"user": "alice", "roles": ["author"]}, *({"user": a, "roles": ["eng"]} for a in approvers)]
     r = await http.post("/api/projects", headers=auth["paula"], json={"name": "Bench", "members": members})
     assert r.status_code == 201, r.text
@@ -308,23 +340,28 @@ async def signoff_measure(http: httpx.AsyncClient, auth: dict[str, dict[str, str
 
     await drive(await submit(c), len(approvers), decide, c)  # warm-up
     ids = await submit(n)
-    measured = await drive(ids, len(approvers), decide, c)
+    measured = await metered(drive(ids, len(approvers), decide, c))
     for deliverable_id in ids:
         r = await http.get(f"/api/deliverables/{deliverable_id}", headers=auth["alice"])
         assert r.status_code == 200 and r.json()["status"] == "approved", r.text
     return measured
 
 
-Measured = tuple[float, list[float]]
+Measured = tuple[float, list[float], dict[str, float]]
 
 
 def report(n: int, m: int, c: int, bare: Measured, recorded: Measured, signoff: Measured) -> None:
     print(f"{n} workflows/deliverables x {m} sequential updates/decisions, concurrency {c}")
     print(f"{'':28}{'ops':>6}{'wall s':>9}{'ops/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
     rows = (("bare update", bare), ("update + local activity", recorded), ("signoff decision (HTTP)", signoff))
-    for name, (wall, lat) in rows:
+    for name, (wall, lat, _) in rows:
         print(f"{name:28}{len(lat):>6}{wall:>9.2f}{len(lat) / wall:>9.1f}"
               f"{percentile(lat, 0.50) * 1000:>9.1f}{percentile(lat, 0.99) * 1000:>9.1f}")
+    roles = list(dict.fromkeys(role for _, (_, _, cpu) in rows for role in cpu))
+    print(f"CPU ms per op{'':15}" + "".join(f"{role:>9}" for role in roles) + f"{'total':>9}")
+    for name, (_, lat, cpu) in rows:
+        per_op = [cpu.get(role, 0.0) * 1000 / len(lat) for role in roles]
+        print(f"{name:28}" + "".join(f"{ms:>9.2f}" for ms in [*per_op, sum(per_op)]))
 
     def rate(measured: Measured) -> float:
         return len(measured[1]) / measured[0]
@@ -336,6 +373,7 @@ def report(n: int, m: int, c: int, bare: Measured, recorded: Measured, signoff: 
 async def main(n: int, m: int, c: int, topology: str, workers: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="signoff-bench-"))
     process, address = start_dev_server(tmp)
+    ROLES[process.pid] = "server"
     try:
         client = await connect_when_ready(address, process)
         bare = await bare_run(client, n, m, c, topology, tmp)
