@@ -5,7 +5,7 @@ import logging
 from collections.abc import Callable
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from config.settings import Settings
 from domain.application import Signoff
@@ -20,7 +20,8 @@ WORKFLOWS = [ApprovalChainWorkflow]
 
 def build_worker(client: Client, app: Signoff, task_queue: str,
                  activities: Callable[[Signoff], ChainActivities] = ChainActivities) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities(app).all())
+    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities(app).all(),
+                  workflow_runner=UnsandboxedWorkflowRunner())
 
 
 async def run_worker(settings: Settings,
