@@ -1,5 +1,6 @@
 """The Signoff eventsourcing application: one method per use case, plain values out."""
 
+import functools
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
@@ -82,8 +83,7 @@ class Signoff(Application):
         deliverable: Deliverable = self._get(as_uuid(cmd.deliverable_id, "deliverable"), "deliverable", Deliverable)
         if cmd.command_id in deliverable.commands:
             return deliverable.to_view()  # recorded before: a repeat answers the record as it is now
-        project = self.get_project(deliverable.project_id)
-        deliverable.handle(cmd, project.members)
+        deliverable.handle(cmd, functools.cache(lambda: self.get_project(deliverable.project_id).members))
         check_not_expired(cmd.expires_at)  # last, so only the save itself can outlast the deadline
         self._save(deliverable)
         return deliverable.to_view()

@@ -8,6 +8,7 @@ the names and fields they were first stored with; the state is the frozen value 
 """
 
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
@@ -37,6 +38,9 @@ from domain.project import resolve_people, roles_by_user
 from domain.quorum import satisfiable, stage_passes, unique
 
 Members = list[dict[str, Any]]
+# The project's members, read only by a command that needs them (one that opens a stage, names
+# people or escalates): most decisions do not, and are spared a load of the project.
+MembersOf = Callable[[], Members]
 
 
 def utcnow() -> datetime:
@@ -107,7 +111,7 @@ class Deliverable(Aggregate):
         return deliverable
 
     # ---- commands ---------------------------------------------------------------------------
-    def handle(self, cmd: ChainCommand, members: Members) -> None:
+    def handle(self, cmd: ChainCommand, members: MembersOf) -> None:
         """Apply a command to the chain; one already held changes nothing."""
         if cmd.command_id in self.commands:
             return
@@ -123,7 +127,7 @@ class Deliverable(Aggregate):
             case FireDeadline():
                 self.fire_deadline(cmd, members)
 
-    def decide(self, cmd: Decide, members: Members) -> None:
+    def decide(self, cmd: Decide, members: MembersOf) -> None:
         rules.check(self.to_view(), cmd)
         stage = self.stage
         assert stage is not None
@@ -140,21 +144,21 @@ class Deliverable(Aggregate):
         elif granted_only or stage_passes(stage.rule, stage.n, stage.approvers, stage.approvals):
             self._advance(members, cmd.actor)
 
-    def submit_revision(self, cmd: SubmitRevision, members: Members) -> None:
+    def submit_revision(self, cmd: SubmitRevision, members: MembersOf) -> None:
         rules.check(self.to_view(), cmd)
         self._record_revision(number=len(self.revisions) + 1, uri=cmd.uri, sha256=cmd.sha256, note=cmd.note,
                               actor=cmd.actor, command_id=cmd.command_id, at=utcnow().isoformat())
         stage_index = self.stage.index if self.stage else 0
         resume = self.policy["on_revision"] == "resume" and self.status == "changes_requested"
-        self._open_stage(stage_index if resume else 0, members, cmd.actor)
+        self._open_stage(stage_index if resume else 0, members(), cmd.actor)
 
     def withdraw(self, cmd: Withdraw) -> None:
         rules.check(self.to_view(), cmd)
         self._withdraw(actor=cmd.actor, reason=cmd.reason, command_id=cmd.command_id, at=utcnow().isoformat())
 
-    def reassign(self, cmd: Reassign, members: Members) -> None:
+    def reassign(self, cmd: Reassign, members: MembersOf) -> None:
         rules.check(self.to_view(), cmd)
-        rules.check_members(cmd.approvers, members)
+        rules.check_members(cmd.approvers, members())
         assert self.stage is not None
         self._reassign(stage_index=self.stage.index, approvers=unique(cmd.approvers), actor=cmd.actor,
                        reason=cmd.reason, command_id=cmd.command_id, at=utcnow().isoformat())
@@ -162,7 +166,7 @@ class Deliverable(Aggregate):
         if stage_passes(stage.rule, stage.n, stage.approvers, stage.approvals):
             self._advance(members, cmd.actor)
 
-    def fire_deadline(self, cmd: FireDeadline, members: Members) -> None:
+    def fire_deadline(self, cmd: FireDeadline, members: MembersOf) -> None:
         """A stage deadline fell due: remind, escalate or mark the SLA breached, once."""
         stage = self.stage
         if (stage is None or not stage.open or stage.index != cmd.stage_index
@@ -179,18 +183,18 @@ class Deliverable(Aggregate):
             self._breach_sla(stage_index=stage.index, command_id=cmd.command_id, at=at)
         else:
             step = escalation_steps(self.policy["stages"][stage.index], self.escalation_path)[cmd.level - 1]
-            notified = resolve_people(step.get("notify", []), members)
-            granted = [p for p in role_holders(step.get("grant", []), members) if p != self.submitter]
+            notified = resolve_people(step.get("notify", []), members())
+            granted = [p for p in role_holders(step.get("grant", []), members()) if p != self.submitter]
             self._escalate(stage_index=stage.index, level=cmd.level, notified=notified, granted=granted,
                            command_id=cmd.command_id, at=at)
 
     # ---- internal transitions -----------------------------------------------------------------
-    def _advance(self, members: Members, actor: str) -> None:
+    def _advance(self, members: MembersOf, actor: str) -> None:
         assert self.stage is not None
         index = self.stage.index
         self._pass_stage(stage_index=index, actor=actor, at=utcnow().isoformat())
         if index + 1 < len(self.policy["stages"]):
-            self._open_stage(index + 1, members, actor)
+            self._open_stage(index + 1, members(), actor)
         else:
             self._approve(actor=actor, at=utcnow().isoformat())
 

@@ -37,7 +37,7 @@ def test_concurrent_writers_one_wins(store_url):
                                                actor="alice", policy=make_policy(first), revision=revision(),
                                                command_id="c0"))
     mine, theirs = first.repository.get(UUID(DID)), second.repository.get(UUID(DID))
-    members = first.get_project(project_id).members
+    members = first.get_project(project_id).members.copy
     mine.handle(Decide(deliverable_id=DID, actor="bob", verdict="approve", revision=1, command_id="c1"), members)
     theirs.handle(Reassign(deliverable_id=DID, actor="paula", approvers=["pete"], reason="bob is away",
                            command_id="c2"), members)
