@@ -29,7 +29,7 @@ router = APIRouter(prefix="/api/deliverables", tags=["deliverables"])
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d3c7a52-8f0e-4a8a-9a57-1f4f3b6a2c10")
 
 
-def canonical_id(deliverable_id: str, _: CurrentUser) -> str:
+async def canonical_id(deliverable_id: str, _: CurrentUser) -> str:
     """One spelling per id (lower case, hyphens), so the workflow id and the store agree."""
     try:
         return str(uuid.UUID(deliverable_id))
