@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from api.auth import mint_token
     from config.settings import Settings
     from store.events import open_application
+    from stores import store_url
     from workers.worker import build_worker
 
 JWT_SECRET = "bench-secret-that-is-long-enough-for-hs256"
@@ -250,8 +251,17 @@ async def bare_run(client: Client, n: int, m: int, c: int, topology: str, tmp: P
 
 
 async def signoff_run(client: Client, tmp: Path, n: int, m: int, c: int, topology: str,
-                      workers: int) -> "Measured":
-    settings = Settings(data_dir=tmp, event_store=f"sqlite:///{tmp / 'events.sqlite'}",
+                      workers: int, store: str = "sqlite") -> "Measured":
+    url, drop = store_url(store, tmp)
+    try:
+        return await _signoff_run(client, tmp, n, m, c, topology, workers, url)
+    finally:
+        drop()
+
+
+async def _signoff_run(client: Client, tmp: Path, n: int, m: int, c: int, topology: str, workers: int,
+                       event_store: str) -> "Measured":
+    settings = Settings(data_dir=tmp, event_store=event_store,
                         temporal_address=client.service_client.config.target_host,
                         task_queue=f"bench-signoff-{uuid.uuid4().hex[:8]}", jwt_secret=JWT_SECRET, demo=False,
                         port=free_port())
@@ -350,10 +360,13 @@ async def signoff_measure(http: httpx.AsyncClient, auth: dict[str, dict[str, str
 Measured = tuple[float, list[float], dict[str, float]]
 
 
-def report(n: int, m: int, c: int, bare: Measured, recorded: Measured, signoff: Measured) -> None:
+def report(n: int, m: int, c: int, bare: Measured, recorded: Measured, signoff: Measured,
+           on_postgres: Measured | None) -> None:
     print(f"{n} workflows/deliverables x {m} sequential updates/decisions, concurrency {c}")
     print(f"{'':28}{'ops':>6}{'wall s':>9}{'ops/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
-    rows = (("bare update", bare), ("update + local activity", recorded), ("signoff decision (HTTP)", signoff))
+    rows = [("bare update", bare), ("update + local activity", recorded), ("signoff decision (HTTP)", signoff)]
+    if on_postgres is not None:
+        rows.append(("signoff, PostgreSQL store", on_postgres))
     for name, (wall, lat, _) in rows:
         print(f"{name:28}{len(lat):>6}{wall:>9.2f}{len(lat) / wall:>9.1f}"
               f"{percentile(lat, 0.50) * 1000:>9.1f}{percentile(lat, 0.99) * 1000:>9.1f}")
@@ -368,9 +381,12 @@ def report(n: int, m: int, c: int, bare: Measured, recorded: Measured, signoff: 
 
     print(f"ratio signoff_rate / bare_rate: {rate(signoff) / rate(bare):.2f}")
     print(f"ratio signoff_rate / (update + local activity)_rate: {rate(signoff) / rate(recorded):.2f}")
+    print(f"ratio signoff p50 / bare p50: {percentile(signoff[1], 0.5) / percentile(bare[1], 0.5):.2f}")
+    if on_postgres is not None:
+        print(f"ratio signoff_rate on PostgreSQL / bare_rate: {rate(on_postgres) / rate(bare):.2f}")
 
 
-async def main(n: int, m: int, c: int, topology: str, workers: int) -> None:
+async def main(n: int, m: int, c: int, topology: str, workers: int, postgresql: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="signoff-bench-"))
     process, address = start_dev_server(tmp)
     ROLES[process.pid] = "server"
@@ -379,8 +395,10 @@ async def main(n: int, m: int, c: int, topology: str, workers: int) -> None:
         bare = await bare_run(client, n, m, c, topology, tmp)
         recorded = await bare_run(client, n, m, c, topology, tmp, recorded=True)
         signoff = await signoff_run(client, tmp, n, m, c, topology, workers)
+        on_postgres = (await signoff_run(client, tmp, n, m, c, topology, workers, "postgresql")
+                       if postgresql else None)
         print(f"topology: {topology}" + (f", {workers} signoff worker process(es)" if topology == "processes" else ""))
-        report(n, m, c, bare, recorded, signoff)
+        report(n, m, c, bare, recorded, signoff, on_postgres)
     finally:
         stop_process(process)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -394,9 +412,12 @@ if __name__ == "__main__":
     parser.add_argument("--topology", choices=["processes", "inprocess"], default="processes",
                         help="API and worker(s) in processes of their own (as deployed) or in this one")
     parser.add_argument("--workers", type=int, default=1, help="signoff worker processes (processes topology)")
+    parser.add_argument("--no-postgresql", action="store_true",
+                        help="skip the row with the event store on PostgreSQL (127.0.0.1:5432, database test)")
     parser.add_argument("--serve-bare-worker", nargs=2, metavar=("ADDRESS", "TASK_QUEUE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare_worker:
         asyncio.run(serve_bare_worker(*args.serve_bare_worker))
     else:
-        asyncio.run(main(args.deliverables, args.approvers, args.concurrency, args.topology, args.workers))
+        asyncio.run(main(args.deliverables, args.approvers, args.concurrency, args.topology, args.workers,
+                         not args.no_postgresql))

@@ -37,6 +37,7 @@ from decisions import (
     stop_process,
 )
 from eventsourcing.utils import get_topic
+from stores import store_url
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -54,7 +55,6 @@ from store.events import open_application
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput, chain_workflow_id
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 MEMBERS = [{"user": "alice", "roles": ["author"]}, {"user": "carol", "roles": ["eng"]},
            {"user": "dan", "roles": ["eng"]}, {"user": "pete", "roles": ["pm"]}]
 REVISION = {"uri": "https://files.example/scale.pdf", "sha256": "0" * 64, "note": "scale"}
@@ -342,21 +342,6 @@ def report(f: Figures, store: str) -> None:
           f"{max(b.lateness):>9.2f}{min(b.lateness):>9.2f}")
     print(f"escalations recorded: {len(b.lateness)} in {span:.1f} s from the first due_at to the last recorded "
           f"= {len(b.lateness) / span:.1f}/s (busiest second: {b.peak_per_second})")
-
-
-def store_url(store: str, tmp: Path) -> tuple[str, Callable[[], None]]:
-    """The event store's URL and how to drop it: a SQLite file in tmp, or a fresh PostgreSQL schema."""
-    if store == "sqlite":
-        return f"sqlite:///{tmp / 'events.sqlite'}", lambda: None
-    import psycopg
-    from psycopg import sql
-
-    schema = f"scale_{uuid.uuid4().hex[:10]}"
-
-    def drop() -> None:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-    return f"{POSTGRES_URL}?schema={schema}", drop
 
 
 def main() -> int:
