@@ -131,6 +131,16 @@ def print_token(settings: Settings, user: str, roles: list[str], ttl_minutes: in
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "token":
+        from domain.project import GLOBAL_ROLES
+
+        # A role no check knows would grant nothing, silently: refuse it as a usage error (exit 2).
+        for role in args.roles:
+            if role not in GLOBAL_ROLES:
+                print(f"signoff token: unknown global role {role!r}: the global roles are "
+                      f"{', '.join(sorted(GLOBAL_ROLES))}; project roles (author, pm, ...) come from the "
+                      "project's members, not from the token", file=sys.stderr)
+                return 2
     settings = settings_from(args)
     if args.command == "dev":
         from workers.devstack import run_devstack

@@ -68,6 +68,21 @@ def test_signoff_token_refuses_a_ttl_above_the_maximum(monkeypatch, capsys):
     assert read_token(SECRET, capsys.readouterr().out.strip()).user == "alice"
 
 
+@pytest.mark.parametrize("roles", [["superuser"], ["pmo", "Admin"], ["pm"]], ids=["made-up", "wrong-case", "project-role"])
+def test_signoff_token_refuses_a_role_that_is_not_global(monkeypatch, capsys, roles):
+    monkeypatch.setenv("SIGNOFF_JWT_SECRET", SECRET)
+    assert cli.main(["token", "x", *(arg for role in roles for arg in ("--role", role))]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # no token a script could pick up
+    assert f"unknown global role {roles[-1]!r}" in err and "admin, pmo" in err
+
+
+def test_signoff_token_mints_the_global_roles(monkeypatch, capsys):
+    monkeypatch.setenv("SIGNOFF_JWT_SECRET", SECRET)
+    assert cli.main(["token", "ops", "--role", "admin", "--role", "pmo"]) == 0
+    assert read_token(SECRET, capsys.readouterr().out.strip()).roles == {"admin", "pmo"}
+
+
 @pytest.mark.parametrize("secret", ["x", " ", " " * 40, DEV_JWT_SECRET, DEV_JWT_SECRET + " ", " " + DEV_JWT_SECRET,
                                     "a" * 64, "short-but-not-empty"])
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "api.example.com"])
