@@ -72,14 +72,21 @@ async def get_services(request: Request) -> Services:
 bearer = HTTPBearer(auto_error=False)
 
 
-async def get_principal(services: Annotated[Services, Depends(get_services)],
+async def get_principal(request: Request, services: Annotated[Services, Depends(get_services)],
                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):  # api/authenticate.py read the token already
+        return known
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(401, "a bearer token is required", "unauthorized")
+    return principal_of(services.settings, credentials.credentials)
+
+
+def principal_of(settings: Settings, token: str) -> Principal:
+    """The bearer of `token`, or 401."""
     try:
-        s = services.settings
-        return read_token(s.jwt_secret, credentials.credentials, issuer=s.jwt_issuer, audience=s.jwt_audience,
-                          max_ttl=s.jwt_max_ttl)
+        return read_token(settings.jwt_secret, token, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                          max_ttl=settings.jwt_max_ttl)
     except InvalidToken as exc:
         raise Problem(401, f"invalid token: {exc}", "unauthorized") from None
 

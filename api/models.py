@@ -1,7 +1,8 @@
 """Request and response bodies of the HTTP API (the domain objects never go out as they are)."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -12,7 +13,8 @@ from domain.commands import (
     RevisionFields,
     WithdrawalFields,
 )
-from domain.policy_spec import NAME_PATTERN, EscalationStep
+from domain.deliverable_state import PolicyRef, Status, Verdict
+from domain.policy_spec import NAME_PATTERN, EscalationStep, PolicySpec
 from domain.text import IsoDate, Name, RoleName, UserId
 
 ProjectId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
@@ -41,11 +43,11 @@ class ProjectCreate(Body):
 
 
 class ProjectPublic(BaseModel):
-    id: str
+    id: UUID
     name: str
-    members: list[dict[str, Any]]
-    escalation_path: list[dict[str, Any]] = []
-    phases: list[dict[str, Any]] = []
+    members: list["MemberOut"]
+    escalation_path: list[EscalationStep] = []
+    phases: list["PhaseOut"] = []
     created_by: str | None = None
     created_at: datetime
 
@@ -72,3 +74,88 @@ class WithdrawIn(Body, WithdrawalFields):
 
 class ReassignIn(Body, ReassignmentFields):
     pass
+
+
+# ---- answers ------------------------------------------------------------------------------------
+# Typed, so the contract says what each list holds; datetimes go out as RFC 3339 with `Z`.
+
+class MemberOut(BaseModel):
+    user: str = Field(description="User id", examples=["priya"])
+    roles: list[str] = Field(description="Project roles", examples=[["design-lead"]])
+
+
+class PhaseOut(BaseModel):
+    name: str = Field(examples=["Discovery"])
+    planned_start: str | None = Field(default=None, description="ISO date", examples=["2026-12-01"])
+    planned_end: str | None = Field(default=None, description="ISO date", examples=["2027-01-15"])
+
+
+class PolicyOut(PolicySpec):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    name: str = Field(description="The policy's name", examples=["brand-review"])
+    version: int = Field(description="This version", examples=[2])
+    latest_version: int = Field(description="The newest version", examples=[3])
+
+
+class StageSummary(BaseModel):
+    index: int
+    name: str
+    open: bool
+    opened_at: datetime
+    sla_due_at: datetime | None = None
+    escalation_level: int
+
+
+class DeliverableSummary(BaseModel):
+    """One deliverable in a list: where it stands, without its history."""
+
+    id: UUID
+    project_id: UUID
+    title: str
+    submitter: str
+    status: Status
+    revision: int
+    policy: PolicyRef
+    stage: StageSummary | None
+    waiting_on: list[str] = Field(description="Who still has to decide on the open stage")
+    notified: list[str] = Field(description="Who was notified by the open stage's escalations")
+    created_at: datetime
+    updated_at: datetime
+
+
+class InboxItem(BaseModel):
+    kind: Literal["decision", "escalation", "revision"] = Field(
+        description="decision: the caller approves the open stage; escalation: the caller was notified of a "
+                    "stalled stage; revision: the caller's deliverable waits for a new revision")
+    deliverable: DeliverableSummary
+
+
+class HistoryEntry(BaseModel):
+    """One recorded event of a deliverable. The fields after `correlation` appear where the event has them."""
+
+    type: str = Field(description="What happened", examples=["DecisionRecorded"])
+    at: datetime = Field(description="When it happened")
+    recorded_at: datetime = Field(description="When it was stored")
+    version: int = Field(description="The deliverable's version after this event")
+    actor: str = Field(description="Who did it (`signoff` for deadlines)")
+    correlation: str = Field(description="The workflow that recorded it", examples=["deliverable-…"])
+    on_behalf_of: list[str] = Field(description="Stalled approvers a granted escalation decided for")
+    revision: int = Field(description="The revision it happened on")
+    comment: str | None = None
+    verdict: Verdict | None = None
+    stage_index: int | None = None
+    index: int | None = Field(default=None, description="The stage opened (StageOpened)")
+    reason: str | None = None
+    level: int | None = None
+    notified: list[str] | None = None
+    granted: list[str] | None = None
+    approvers: list[str] | None = None
+    to: list[str] | None = Field(default=None, description="Who a reminder went to")
+    uri: str | None = None
+    sha256: str | None = None
+    note: str | None = None
+    number: int | None = Field(default=None, description="The revision submitted (RevisionSubmitted)")
+    command_id: str | None = None
+
+
+ProjectPublic.model_rebuild()

@@ -34,6 +34,8 @@ class Problem(Exception):
 def problem_response(status: int, detail: str, type_: str | None = None, headers: dict[str, str] | None = None,
                      **extra: Any) -> JSONResponse:
     title = HTTPStatus(status).phrase
+    if status == 422 and "errors" not in extra:  # every 422 says which field, even when it is the whole body
+        extra["errors"] = [{"loc": ["body"], "msg": detail, "type": type_ or "invalid"}]
     body = {"type": f"/problems/{type_ or title.lower().replace(' ', '-')}", "title": title, "status": status,
             "detail": detail, **extra}
     headers = {**({"WWW-Authenticate": "Bearer"} if status == 401 else {}), **(headers or {})}
@@ -64,7 +66,10 @@ def domain_problem(exc: DomainError) -> Problem:
     status = KIND_STATUS.get(exc.kind, 422)
     # Nothing was recorded because the service was slow: the same request may be sent again.
     headers = {"Retry-After": STORE_RETRY_AFTER} if status == 503 else None
-    return Problem(status, exc.detail, _kebab(type(exc).__name__), headers)
+    # Every 422 has the same shape: which field breaks the rule, and why.
+    extra = {"errors": [{"loc": ["body", *getattr(exc, "field", ())], "msg": exc.detail, "type": _kebab(
+        type(exc).__name__)}]} if status == 422 else {}
+    return Problem(status, exc.detail, _kebab(type(exc).__name__), headers, **extra)
 
 
 def _kebab(name: str) -> str:
@@ -79,7 +84,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         p = domain_problem(exc)
-        return problem_response(p.status, p.detail, p.type, p.headers)
+        return problem_response(p.status, p.detail, p.type, p.headers, **p.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -107,4 +112,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, str(exc.detail))
+        # Its headers too: a 405 says in Allow which methods there are (RFC 9110).
+        return problem_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))

@@ -158,5 +158,7 @@ def history_entry(stored: Any, correlation: str) -> dict[str, Any]:
              "recorded_at": stored.timestamp.isoformat(), "version": stored.originator_version,
              "actor": data.get("actor") or data.get("submitter") or SYSTEM_ACTOR, "correlation": correlation}
     entry.update({k: data[k] for k in HISTORY_FIELDS if k in data and k not in ("actor",)})
+    if isinstance(entry.get("revision"), dict):  # Submitted holds the first revision's content itself
+        entry.update(entry.pop("revision"), number=1)
     entry.setdefault("on_behalf_of", [])
     return entry

@@ -65,12 +65,12 @@ def check_policy_fits(policy: dict[str, Any], members: Members, submitter: str) 
         if strangers:
             # Not who they are: the submitter may not be allowed to read the policy's user ids.
             raise Invalid(f"stage {stage['name']!r} names {len(unique(strangers))} approver(s) by user id who "
-                          "are not members of this project; ask pmo to add them or use another policy")
+                          "are not members of this project; ask pmo to add them or use another policy", ("policy",))
         approvers = stage_approvers(stage, members, submitter)
         if not satisfiable(stage["rule"], stage.get("n"), approvers):
             raise Invalid(
                 f"stage {stage['name']!r} cannot be satisfied on this project: it needs "
-                f"{stage.get('n') or 1} approver(s) other than the submitter and has {len(approvers)}")
+                f"{stage.get('n') or 1} approver(s) other than the submitter and has {len(approvers)}", ("policy",))
 
 
 def role_holders(roles: list[str], members: Members) -> list[str]:

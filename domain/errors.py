@@ -12,6 +12,10 @@ class DomainError(Exception):
 class Invalid(DomainError):
     kind = "invalid"
 
+    def __init__(self, detail: str, field: tuple[str | int, ...] = ()):
+        super().__init__(detail)
+        self.field = field  # which field of the command breaks the rule, where one does
+
 
 class NotFound(DomainError):
     kind = "not_found"

@@ -57,7 +57,12 @@ def check_members(people: list[str], members: list[dict[str, Any]]) -> None:
     by_user = roles_by_user(members)
     strangers = [p for p in people if p not in by_user]
     if strangers:
-        raise Invalid(f"{', '.join(strangers)} is not a member of this project")
+        raise Invalid(f"{_people(strangers)} {'is not a member' if len(strangers) == 1 else 'are not members'} "
+                      "of this project", ("approvers",))
+
+
+def _people(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _check_running(view: ChainView) -> None:
@@ -68,7 +73,7 @@ def _check_running(view: ChainView) -> None:
 def _check_decision(view: ChainView, command: Decide) -> None:
     actor = command.actor
     if command.verdict in ("reject", "request_changes") and not command.comment.strip():
-        raise Invalid(f"a {command.verdict} needs a comment that says why")
+        raise Invalid(f"a {command.verdict} needs a comment that says why", ("comment",))
     _check_running(view)
     if actor == view.submitter:
         raise SelfApproval("the submitter may not decide on their own deliverable")
@@ -96,4 +101,4 @@ def _check_reassignment(view: ChainView, command: Reassign) -> None:
         raise Forbidden("the submitter may not approve their own deliverable")
     people = unique(command.approvers)
     if not satisfiable(stage.rule, stage.n, people):
-        raise Invalid(f"stage {stage.name!r} needs more approvers than {len(people)}")
+        raise Invalid(f"stage {stage.name!r} needs more approvers than {len(people)}", ("approvers",))

@@ -75,7 +75,7 @@ def router_for(settings: Settings, codec: EncryptionCodec) -> APIRouter:
         return response
 
     @router.post("/decode", responses=REFUSALS)
-    async def decode(request: Request, user: CodecAdmin) -> Response:
+    async def codec_decode(request: Request, user: CodecAdmin) -> Response:
         """Decrypt payloads (admin only): what the Web UI calls to show workflow inputs and results."""
         payloads = await payloads_of(request)
         try:
@@ -85,7 +85,7 @@ def router_for(settings: Settings, codec: EncryptionCodec) -> APIRouter:
         return answer(Payloads(payloads=decoded))
 
     @router.post("/encode", responses=REFUSALS)
-    async def encode(request: Request, user: CodecAdmin) -> Response:
+    async def codec_encode(request: Request, user: CodecAdmin) -> Response:
         """Encrypt payloads with the current key (admin only): what the UI calls to send a signal."""
         payloads = await payloads_of(request)
         return answer(Payloads(payloads=await codec.encode(payloads.payloads)))

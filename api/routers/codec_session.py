@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 
 from api.auth import Principal
-from api.deps import Services, Svc, bearer, get_principal
+from api.deps import Services, Svc, bearer, get_principal, principal_of
 from api.problems import Problem
 from config.settings import Settings
 
@@ -47,7 +47,7 @@ def require_admin(user: Principal) -> None:
 
 async def admin_of(services: Services, token: str) -> Principal:
     """The token read exactly as a bearer header is, and then required to be an admin's."""
-    user = await get_principal(services, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token))
+    user = principal_of(services.settings, token)
     require_admin(user)
     return user
 
@@ -59,7 +59,7 @@ async def codec_admin(request: Request, services: Svc,
     The cookie counts only from the Web UI origins: a browser sends it with any same-site page's
     request, and only the UI should have payloads decoded by it."""
     if "authorization" in request.headers or not session:
-        user = await get_principal(services, credentials)
+        user = await get_principal(request, services, credentials)
         require_admin(user)
         return user
     if request.headers.get("origin") not in allowed_origins(services.settings):

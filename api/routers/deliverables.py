@@ -7,8 +7,17 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import BaseModel
 
 from api.auth import Principal
+from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, caller_left, can_see, visible_project
-from api.models import DecisionIn, DeliverableCreate, ReassignIn, RevisionIn, WithdrawIn
+from api.models import (
+    DecisionIn,
+    DeliverableCreate,
+    DeliverableSummary,
+    HistoryEntry,
+    ReassignIn,
+    RevisionIn,
+    WithdrawIn,
+)
 from api.problems import Problem, domain_problem
 from api.routers.policies import may_see
 from domain.commands import (
@@ -25,7 +34,8 @@ from domain.errors import Invalid, NotFound, Unavailable
 from domain.rules import admit
 from workflows.client import AlreadyExists, open_chain, send
 
-router = APIRouter(prefix="/api/deliverables", tags=["deliverables"])
+router = APIRouter(prefix="/api/deliverables", tags=["deliverables"], responses=problems(401, 503))
+COMMAND_PROBLEMS = problems(403, 404, 409, 413, 422)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d3c7a52-8f0e-4a8a-9a57-1f4f3b6a2c10")
 
 
@@ -83,14 +93,19 @@ async def _recorded(services: Services, deliverable_id: str) -> Response:
     return Response(state.model_dump_json(), media_type="application/json")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DeliverableState)
-async def submit(body: DeliverableCreate, user: CurrentUser, services: Svc, request: Request,
-                 idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> DeliverableState:
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DeliverableState, responses={
+    201: {"description": "Submitted (or, with the same Idempotency-Key, submitted before)",
+          "headers": {"Location": {"description": "The deliverable's URL", "schema": {"type": "string"}}}},
+    **problems(403, 404, 409, 413, 422)})
+async def submit_deliverable(body: DeliverableCreate, user: CurrentUser, services: Svc, request: Request,
+                             response: Response,
+                             idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> DeliverableState:
     """Submit a deliverable with its first revision; its approval chain starts at the policy's first stage.
-    The same Idempotency-Key from the same user answers the same deliverable."""
+    The same Idempotency-Key from the same user answers the same deliverable (201 again, same Location)."""
     project = await asyncio.to_thread(visible_project, services, user, body.project_id)
     deliverable_id = (str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.user}\n{idempotency_key}"))
                       if idempotency_key else str(uuid.uuid4()))
+    response.headers["Location"] = f"/api/deliverables/{deliverable_id}"
     if idempotency_key:
         try:  # a retry answers what the first request made, even if the policy has changed since
             return _same_request(await asyncio.to_thread(services.store.get_deliverable, deliverable_id),
@@ -140,7 +155,7 @@ def _same_request(state: DeliverableState, body: DeliverableCreate, project_id: 
     return state
 
 
-@router.get("", response_model=list[dict[str, Any]])
+@router.get("", response_model=list[DeliverableSummary], responses=problems(404, 422))
 async def list_deliverables(user: CurrentUser, services: Svc, project_id: str | None = None,
                             status: Status | None = None) -> list[dict[str, Any]]:
     """Deliverables of the projects the caller may see, newest change first."""
@@ -153,45 +168,46 @@ async def list_deliverables(user: CurrentUser, services: Svc, project_id: str | 
     return await asyncio.to_thread(services.views.deliverables, project_ids, status)
 
 
-@router.get("/{deliverable_id}", response_model=DeliverableState)
+@router.get("/{deliverable_id}", response_model=DeliverableState, responses=problems(404, 422))
 async def get_deliverable(deliverable_id: DeliverableId, user: CurrentUser, services: Svc,
                           as_of: Annotated[datetime | None, Query()] = None) -> DeliverableState:
     """The deliverable as recorded in the event store, now or as it stood at `as_of`."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     if as_of is not None and as_of.tzinfo is None:
-        raise Problem(422, "as_of needs a timezone, e.g. 2026-11-27T10:00:00Z", "validation-error")
+        raise Problem(422, "as_of needs a timezone, e.g. 2026-11-27T10:00:00Z", "validation-error",
+                      errors=[{"loc": ["query", "as_of"], "msg": "needs a timezone", "type": "timezone_aware"}])
     return await asyncio.to_thread(services.store.get_deliverable, deliverable_id, as_of)
 
 
-@router.get("/{deliverable_id}/history")
-async def history(deliverable_id: DeliverableId, user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
+@router.get("/{deliverable_id}/history", response_model=list[HistoryEntry], responses=problems(404))
+async def deliverable_history(deliverable_id: DeliverableId, user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
     """Every recorded event of the deliverable, oldest first."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     return await asyncio.to_thread(services.store.deliverable_history, deliverable_id)
 
 
-@router.post("/{deliverable_id}/decisions", response_model=DeliverableState)
+@router.post("/{deliverable_id}/decisions", response_model=DeliverableState, responses=COMMAND_PROBLEMS)
 async def decide(deliverable_id: DeliverableId, body: DecisionIn, user: CurrentUser, services: Svc,
                  request: Request) -> Response:
     """Approve, reject or request changes on the current stage; answers once the decision is recorded."""
     return await _send(services, request, user, deliverable_id, Decide, body)
 
 
-@router.post("/{deliverable_id}/revisions", response_model=DeliverableState)
+@router.post("/{deliverable_id}/revisions", response_model=DeliverableState, responses=COMMAND_PROBLEMS)
 async def submit_revision(deliverable_id: DeliverableId, body: RevisionIn, user: CurrentUser, services: Svc,
                           request: Request) -> Response:
     """The submitter's new revision; the policy's on_revision says where the chain starts again."""
     return await _send(services, request, user, deliverable_id, SubmitRevision, body)
 
 
-@router.post("/{deliverable_id}/withdraw", response_model=DeliverableState)
+@router.post("/{deliverable_id}/withdraw", response_model=DeliverableState, responses=COMMAND_PROBLEMS)
 async def withdraw(deliverable_id: DeliverableId, user: CurrentUser, services: Svc, request: Request,
                    body: WithdrawIn | None = None) -> Response:
     """The submitter withdraws the deliverable; its chain ends."""
     return await _send(services, request, user, deliverable_id, Withdraw, body or WithdrawIn())
 
 
-@router.post("/{deliverable_id}/reassign", response_model=DeliverableState)
+@router.post("/{deliverable_id}/reassign", response_model=DeliverableState, responses=COMMAND_PROBLEMS)
 async def reassign(deliverable_id: DeliverableId, body: ReassignIn, user: CurrentUser, services: Svc,
                    request: Request) -> Response:
     """Replace the open stage's approvers (pmo or admin, or the project's pmo)."""

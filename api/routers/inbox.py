@@ -3,13 +3,15 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.contract import problems
 from api.deps import CurrentUser, Svc
+from api.models import InboxItem
 
-router = APIRouter(prefix="/api/inbox", tags=["inbox"])
+router = APIRouter(prefix="/api/inbox", tags=["inbox"], responses=problems(401, 503))
 
 
-@router.get("")
-async def inbox(user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
+@router.get("", response_model=list[InboxItem])
+async def get_inbox(user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
     """What waits for the caller: stages to decide, escalations they were notified of, revisions to make."""
     mine = [p["id"] for p in await asyncio.to_thread(services.views.projects_of, user.user)]
     items: list[dict[str, Any]] = []

@@ -4,15 +4,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response, status
 
 from api.auth import Principal
+from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin
+from api.models import PolicyOut
 from domain.errors import NotFound
 from domain.policy_spec import NAME_PATTERN, PolicySpec
 
-router = APIRouter(prefix="/api/policies", tags=["policies"])
+router = APIRouter(prefix="/api/policies", tags=["policies"], responses=problems(401, 503))
 PolicyName = Annotated[str, Path(pattern=NAME_PATTERN)]
 
 
-@router.put("/{name}")
+@router.put("/{name}", response_model=PolicyOut, responses={
+    201: {"model": PolicyOut, "description": "Created: the policy's first version"},
+    200: {"description": "A new version, or the same stages again (no new version)"},
+    **problems(403, 413, 422)})
 async def put_policy(name: PolicyName, body: PolicySpec, user: CurrentUser, services: Svc,
                      response: Response) -> dict[str, Any]:
     """Publish a new version of the policy (201 for the first). Running chains keep their version;
@@ -24,7 +29,7 @@ async def put_policy(name: PolicyName, body: PolicySpec, user: CurrentUser, serv
     return policy
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=PolicyOut, responses=problems(404, 422))
 async def get_policy(name: PolicyName, user: CurrentUser, services: Svc,
                      version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
     """The latest version of the policy, or the one asked for. A version that names approvers by user

@@ -45,7 +45,7 @@ async def test_health_and_metrics(api):
     assert (await api.http.get("/readyz")).json() == {"status": "ready"}
     await api.http.get("/api/projects")  # a 401
     await api.http.request("MADEUP", "/api/projects")
-    await api.http.post("/api/projects", content=b"x" * (2 * 1024 * 1024))
+    await api.http.post("/api/projects", content=b"x" * (2 * 1024 * 1024), headers=api.auth("paula"))
     text = (await api.http.get("/metrics")).text
     assert 'signoff_http_requests_total{method="GET",route="/api/projects",status="401"} 1.0' in text
     assert 'method="OTHER"' in text and "MADEUP" not in text
