@@ -2,8 +2,8 @@
 
 Everything goes through the same endpoints and tokens a real client uses, so the demo also shows
 the contract at work: the PMO sets up projects and policies, authors submit deliverables, and
-reviewers decide. Afterwards some chains are in later stages, one is approved and one waits for
-changes.
+reviewers decide or authors withdraw. Afterwards there are deliverables in every state: in review
+(some in later stages), changes requested, approved, rejected and withdrawn.
 """
 
 import hashlib
@@ -66,7 +66,7 @@ PROJECTS = {
         priya="pm", paula="pmo", felix="sponsor"),
 }
 
-# (project, title, policy, submitter, file, note, decisions as (actor, verdict, comment))
+# (project, title, policy, submitter, file, note, what follows as (actor, verdict or "withdraw", comment or reason))
 DELIVERABLES = [
     ("Northwind website relaunch", "Homepage mockups", "standard-review", "alice",
      "northwind/homepage-mockups-v1.pdf", "First cut, desktop and mobile breakpoints",
@@ -85,10 +85,18 @@ DELIVERABLES = [
       ("grace", "approve", "Video encodes fine for the product page.")]),
     ("Contoso product launch", "Launch landing page copy", "launch-signoff", "dana",
      "contoso/landing-copy-v1.docx", "Needs sign-off before the press embargo lifts", []),
+    ("Contoso product launch", "Launch-day email campaign", "launch-signoff", "dana",
+     "contoso/launch-email-v1.html", "Announcement to the customer list, sent when the embargo lifts",
+     [("priya", "reject", "It promises next-day shipping from launch day, which the warehouse has not "
+                          "confirmed; the marketing and operations dates must line up before this goes out.")]),
     ("Fabrikam mobile app", "Onboarding flow wireframes", "standard-review", "omar",
      "fabrikam/onboarding-wireframes-v1.fig", "Five screens, skip option on each", []),
     ("Fabrikam mobile app", "API specification v1", "quick-check", "omar",
      "fabrikam/api-spec-v1.yaml", "Endpoints the app needs for the first release", []),
+    ("Fabrikam mobile app", "First release plan", "quick-check", "omar",
+     "fabrikam/release-plan-v1.xlsx", "Timeline with weekly milestone reviews and buffer on the critical path",
+     [("omar", "withdraw", "The client moved the first release by a month; a new plan follows the next "
+                           "capacity planning session.")]),
 ]
 
 
@@ -123,16 +131,19 @@ def load_demo(base_url: str, settings: Settings) -> dict[str, str]:
                                {"name": name, "members": members, "escalation_path": ESCALATION_PATH},
                                roles=("pmo",))
             ids[name] = project["id"]
-        for project, title, policy, submitter, file, note, decisions in DELIVERABLES:
+        for project, title, policy, submitter, file, note, actions in DELIVERABLES:
             uri = f"https://files.example/{file}"
             revision = {"uri": uri, "sha256": hashlib.sha256(uri.encode()).hexdigest(), "note": note}
             deliverable = api.call("POST", "/api/deliverables", submitter,
                                    {"project_id": ids[project], "title": title, "policy": policy,
                                     "revision": revision})
             ids[title] = deliverable["id"]
-            for actor, verdict, comment in decisions:
-                api.call("POST", f"/api/deliverables/{deliverable['id']}/decisions", actor,
-                         {"verdict": verdict, "comment": comment, "revision": deliverable["revision"]})
+            for actor, verdict, text in actions:
+                if verdict == "withdraw":
+                    api.call("POST", f"/api/deliverables/{deliverable['id']}/withdraw", actor, {"reason": text})
+                else:
+                    api.call("POST", f"/api/deliverables/{deliverable['id']}/decisions", actor,
+                             {"verdict": verdict, "comment": text, "revision": deliverable["revision"]})
     finally:
         api.http.close()
     return ids
