@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     store_statement_timeout_seconds: int = Field(default=5, gt=0)
     # /readyz answers 503 when the store and Temporal have not both answered within this.
     readyz_timeout_seconds: float = Field(default=5, gt=0)
+    # /readyz answers 503 (`/problems/starting`) until this file exists: `signoff dev` names the marker it
+    # writes once the demo data is loaded, so that ready means the demo is in. Empty: no such wait.
+    readyz_waits_for: str = ""
 
 
     # Optional encryption of every Temporal payload (titles, comments) with AES-GCM: base64 of 32

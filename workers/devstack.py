@@ -98,10 +98,17 @@ def _temporal_ready(address: str, namespace: str) -> bool:
     return True
 
 
-def _http_ready(url: str) -> bool:
+def _ready_but_demo(url: str) -> bool:
+    """/readyz answers ready, or not ready only because the demo data is not loaded yet."""
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        response = httpx.get(url, timeout=2)
     except httpx.HTTPError:
+        return False
+    if response.status_code == 200:
+        return True
+    try:
+        return response.status_code == 503 and response.json().get("type") == "/problems/starting"
+    except ValueError:  # not problem+json: not our API answering
         return False
 
 
@@ -109,7 +116,9 @@ class DevStack:
     def __init__(self, settings: Settings):
         data_dir = settings.data_dir.expanduser().resolve()
         self.settings = settings.model_copy(
-            update={"data_dir": data_dir, "temporal_address": f"127.0.0.1:{settings.temporal_port}"}
+            update={"data_dir": data_dir, "temporal_address": f"127.0.0.1:{settings.temporal_port}",
+                    # The API is not ready until the demo is in (a no-op once it was loaded on a first start).
+                    "readyz_waits_for": str(data_dir / DEMO_MARKER) if settings.demo else ""}
         )
         self.api_url = f"http://127.0.0.1:{settings.port}"
         self.supervisor = Supervisor(_say)
@@ -177,7 +186,8 @@ class DevStack:
         self.wait_until("Temporal", lambda: _temporal_ready(s.temporal_address, s.temporal_namespace))
         self.spawn("worker", [sys.executable, "-m", "workers.cli", "worker"])
         self.spawn("api", [sys.executable, "-m", "workers.cli", "api"])
-        self.wait_until("API", lambda: _http_ready(f"{self.api_url}/readyz"))
+        # Ready but for the demo data, which goes in through this very API.
+        self.wait_until("API", lambda: _ready_but_demo(f"{self.api_url}/readyz"))
 
     def load_demo_once(self) -> None:
         marker = self.settings.data_dir / DEMO_MARKER

@@ -100,3 +100,18 @@ async def serve_api(temporal_env, tmp_path, with_worker: bool = True, **override
 async def api(temporal_env, tmp_path) -> AsyncIterator[Api]:
     async with serve_api(temporal_env, tmp_path) as served:
         yield served
+
+
+@pytest_asyncio.fixture
+async def alone(tmp_path) -> AsyncIterator[str]:
+    """The base URL of the app served on its own: Temporal on a port nobody listens on, no worker. For
+    what needs neither (the docs pages, the probes); /readyz says not ready."""
+    settings = Settings(data_dir=tmp_path, temporal_address=f"127.0.0.1:{free_port()}", demo=False)
+    port = free_port()
+    server = ServerThread(create_app(settings), settings, port)
+    server.start()
+    while not server.server.started:
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.server.should_exit = True
+    await asyncio.to_thread(server.join, 10)

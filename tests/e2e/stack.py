@@ -18,20 +18,26 @@ SECRET = "e2e-secret-that-is-long-enough-for-hs256"
 
 
 class DevStack:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, demo: bool = False):
         self.data_dir = data_dir
+        self.demo = demo
         self.ports = {"--port": free_port(), "--temporal-port": free_port(), "--ui-port": free_port()}
         self.url = f"http://127.0.0.1:{self.ports['--port']}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
-        args = [str(Path(sys.executable).parent / "signoff"), "dev", "--data-dir", str(self.data_dir), "--no-demo"]
+    def launch(self) -> None:
+        """Start it, without waiting for anything."""
+        args = [str(Path(sys.executable).parent / "signoff"), "dev", "--data-dir", str(self.data_dir),
+                *([] if self.demo else ["--no-demo"])]
         for flag, port in self.ports.items():
             args += [flag, str(port)]
         env = {**os.environ, "SIGNOFF_JWT_SECRET": SECRET}
         self.log = open(self.data_dir.parent / "dev.log", "ab")
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+
+    def start(self) -> None:
+        self.launch()
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, (self.data_dir.parent / "dev.log").read_text()[-3000:]
