@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from store.events import open_application
     from stores import store_url
     from workers.worker import build_worker
+    from workflows import search
 
 JWT_SECRET = "bench-secret-that-is-long-enough-for-hs256"
 REVISION = {"uri": "https://files.example/bench.pdf", "sha256": "0" * 64, "note": "bench"}
@@ -102,7 +103,8 @@ def start_dev_server(tmp: Path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [str(binary), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port),
          "--db-filename", str(tmp / "temporal.sqlite"),
-         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=full", "--log-level", "error"],
+         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=full", "--log-level", "error",
+         *search.dev_server_flags()],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     return process, f"127.0.0.1:{port}"

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.application import Signoff
 from store.events import open_application
 from workers.devstack import temporal_binary
+from workflows import search
 
 POSTGRES_URL = os.environ.get("SIGNOFF_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -23,7 +24,7 @@ POSTGRES_URL = os.environ.get("SIGNOFF_TEST_POSTGRES", "postgresql://postgres@12
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
-        dev_server_log_level="error")
+        dev_server_log_level="error", search_attributes=search.KEYS)
     try:
         yield env
     finally:

@@ -16,6 +16,7 @@ from tests.api.conftest import free_port, serve_api
 from tests.builders import revision
 from workers.devstack import temporal_binary
 from workers.worker import build_worker
+from workflows import search
 from workflows.messages import chain_workflow_id
 
 PROBLEM = "application/problem+json"
@@ -151,7 +152,7 @@ async def test_the_api_starts_and_serves_reads_while_temporal_is_down(temporal_e
         # Temporal comes up: the API connects without a restart.
         env = await WorkflowEnvironment.start_local(port=port, dev_server_existing_path=temporal_binary(),
                                                     data_converter=pydantic_data_converter,
-                                                    dev_server_log_level="error")
+                                                    dev_server_log_level="error", search_attributes=search.KEYS)
         store = open_application(api.settings.event_store_url())
         try:
             async with build_worker(env.client, store, api.settings.task_queue):

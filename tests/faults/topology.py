@@ -34,6 +34,7 @@ from domain.application import Signoff
 from store.events import open_application
 from tests.api.conftest import Api, free_port
 from workers.devstack import temporal_binary
+from workflows import search
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "faults-secret-that-is-long-enough-for-hs256"
@@ -89,7 +90,8 @@ class Topology:
         self.temporal = self._spawn("temporal", [
             temporal_binary(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
             "--port", str(self.temporal_port), "--db-filename", str(self.tmp / "temporal.sqlite"),
-            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=full", "--log-level", "error"])
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=full", "--log-level", "error",
+            *search.dev_server_flags()])
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             assert self.temporal.poll() is None, self.log_tail()
