@@ -22,6 +22,7 @@ import httpx
 
 from config.settings import DEV_JWT_SECRET, Settings
 from workers.supervisor import Supervisor, describe_exit
+from workflows import search
 
 READY_TIMEOUT = 90.0
 # Ctrl-C to exit stays under 10 s even when a recording hangs (a locked store) or a request waits
@@ -181,7 +182,7 @@ class DevStack:
             "--ip", "127.0.0.1", "--port", str(s.temporal_port), "--ui-port", str(s.ui_port),
             "--db-filename", str(s.data_dir / "temporal.sqlite"),
             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=full",
-            "--log-level", "error", "--namespace", s.temporal_namespace,
+            "--log-level", "error", "--namespace", s.temporal_namespace, *search.dev_server_flags(),
         ])
         self.wait_until("Temporal", lambda: _temporal_ready(s.temporal_address, s.temporal_namespace))
         self.spawn("worker", [sys.executable, "-m", "workers.cli", "worker"])
