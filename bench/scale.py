@@ -40,11 +40,9 @@ from eventsourcing.utils import get_topic
 from stores import store_url
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from domain.application import Signoff
@@ -53,7 +51,8 @@ from domain.deliverable import Deliverable
 from domain.policy_spec import PolicySpec
 from store.events import open_application
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import ChainInput, chain_workflow_id
+from workflows.client import start_operation
+from workflows.messages import ChainInput
 
 MEMBERS = [{"user": "alice", "roles": ["author"]}, {"user": "carol", "roles": ["eng"]},
            {"user": "dan", "roles": ["eng"]}, {"user": "pete", "roles": ["pm"]}]
@@ -122,14 +121,12 @@ class Opener:
     errors: list[str] = field(default_factory=list)
 
     async def open(self, policy: dict[str, Any]) -> str:
-        """One chain, opened exactly as tests/workflows/conftest.py `Chains.submit` does."""
+        """One chain, opened exactly as the API opens it (`workflows.client.start_operation`)."""
         deliverable_id = str(uuid.uuid4())
         chain = ChainInput(submission=SubmitDeliverable(
             deliverable_id=deliverable_id, actor="alice", project_id=self.project_id, title="Scale deliverable",
             policy=policy, revision=REVISION))
-        start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=chain_workflow_id(deliverable_id),
-                                           task_queue=self.task_queue,
-                                           id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        start = start_operation(chain, self.task_queue)
         view = await self.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
                                                                    start_workflow_operation=start)
         if view.status != "in_review":

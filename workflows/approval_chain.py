@@ -24,9 +24,10 @@ with workflow.unsafe.imports_passed_through():
         SubmitRevision,
         Withdraw,
     )
-    from domain.deliverable_state import ChainView
+    from domain.deliverable_state import ChainView, Deadline
     from domain.errors import CommandAbandoned, CommandExpired, DomainError
     from workflows.activities import ChainActivities
+    from workflows import search
     from workflows.messages import ChainInput
 
 RECORD_TIMEOUT = timedelta(seconds=30)
@@ -39,6 +40,13 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum
 # replay as they ran, and keep the old behaviour until they continue as new (patched() answers
 # once per run); for them the API's refresh still repairs a view behind the record.
 RECORD_IS_TRUTH = "record-is-truth"
+# One patch for what Temporal's operators see (issue 7): the chain upserts its search attributes
+# (workflows/search.py) when its status or open stage moves. It is asked only when one of them
+# differs from what the run has, so a decision that moves neither adds no command. Chains started
+# before it differ at once (they started without any), ask it while replaying, and keep going
+# without upserts until they continue as new. Timer summaries are metadata on the timer command,
+# which replay does not compare (the histories recorded before them replay): not patched.
+SEARCH_ATTRIBUTES = "search-attributes"
 # Abandoned update ids kept per run: enough for every client that could give up meanwhile.
 MAX_ABANDONED = 1000
 # How long past its deadline a run waits for an `open` that may still be on its way to the worker.
@@ -49,6 +57,13 @@ def refuse(exc: DomainError, view: ChainView | None = None) -> ApplicationError:
     # The view's version goes with the refusal, so a caller can tell a workflow behind the record.
     details = [{"view_version": view.version}] if view is not None else []
     return ApplicationError(exc.detail, *details, type=type(exc).__name__, non_retryable=True)
+
+
+def timer_summary(stage_name: str, deadline: Deadline) -> str:
+    """What a deadline's timer shows in the Web UI and `temporal workflow show`: "design SLA"."""
+    what = {"reminder": f"reminder {deadline.level}", "escalation": f"escalation level {deadline.level}",
+            "sla": "SLA"}[deadline.kind]
+    return f"{stage_name} {what}"
 
 
 @workflow.defn
@@ -73,12 +88,21 @@ class ApprovalChainWorkflow:
             raise ApplicationError("the submission was refused and not recorded", type="SubmissionRefused",
                                    non_retryable=True)
         while self.view is not None and not self.view.finished:
+            self._show(self.view)
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self.input.model_copy(update={"view": self.view}))
             await self._wait_for_change_or_deadline(self.view)
+        if self.view is not None:
+            self._show(self.view)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view
+
+    def _show(self, view: ChainView) -> None:
+        """Bring the run's search attributes up to the view's status and stage, for operators."""
+        updates = search.changes(workflow.info().typed_search_attributes, self.input.submission, view)
+        if updates and workflow.patched(SEARCH_ATTRIBUTES):
+            workflow.upsert_search_attributes(updates)
 
     async def _wait_for_opening(self, input: ChainInput) -> None:
         def opened() -> bool:
@@ -92,7 +116,7 @@ class ApprovalChainWorkflow:
         # deadline it can no longer be recorded, so the run fails, unless an opening is under way.
         wait = max((input.submission.expires_at - workflow.now()).total_seconds(), 0.0) + OPEN_GRACE_SECONDS
         try:
-            await workflow.wait_condition(opened, timeout=wait)
+            await workflow.wait_condition(opened, timeout=wait, timeout_summary="submission deadline")
         except asyncio.TimeoutError:
             await workflow.wait_condition(lambda: opened() or not self.lock.locked())
 
@@ -110,8 +134,10 @@ class ApprovalChainWorkflow:
             return
         wait = (deadline.due_at - workflow.now()).total_seconds()
         if wait > 0:
+            assert view.stage is not None
             try:
-                await workflow.wait_condition(changed, timeout=wait)
+                await workflow.wait_condition(changed, timeout=wait,
+                                              timeout_summary=timer_summary(view.stage.name, deadline))
                 return
             except asyncio.TimeoutError:
                 pass

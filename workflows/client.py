@@ -36,6 +36,7 @@ from domain.errors import (
     DomainError,
     error_types,
 )
+from workflows import search
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.codec import data_converter
 from workflows.messages import ChainInput, chain_workflow_id
@@ -68,15 +69,23 @@ def remaining(deadline: datetime) -> timedelta:
     return left
 
 
+def start_operation(chain: ChainInput, task_queue: str) -> WithStartWorkflowOperation:
+    """How a chain starts: its id, its search attributes (workflows/search.py) and the deliverable's
+    title as its summary, for the Web UI and `temporal workflow describe` (encrypted like every
+    payload when a payload key is set)."""
+    return WithStartWorkflowOperation(
+        ApprovalChainWorkflow.run, chain, id=chain_workflow_id(chain.deliverable_id), task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # A run whose submission was refused (expired, say) failed: the same id may be submitted again.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        search_attributes=search.at_start(chain.submission), static_summary=chain.submission.title)
+
+
 async def open_chain(client: Client, task_queue: str, submission: SubmitDeliverable, deadline: datetime,
                      caller_left: CallerLeft | None = None) -> ChainView:
     """Start the deliverable's chain and record its submission; answer the chain's first view."""
     chain = ChainInput(submission=submission)
-    start = WithStartWorkflowOperation(
-        ApprovalChainWorkflow.run, chain, id=chain_workflow_id(chain.deliverable_id), task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        # A run whose submission was refused (expired, say) failed: the same id may be submitted again.
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+    start = start_operation(chain, task_queue)
     handle = client.get_workflow_handle(chain_workflow_id(chain.deliverable_id))
     try:
         return await _answer(handle, deadline, caller_left, "", lambda update_id: client.execute_update_with_start_workflow(

@@ -4,15 +4,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest_asyncio
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client, WorkflowHandle
 
 from domain.application import Signoff
 from domain.deliverable_state import ChainView
 from tests.builders import make_policy, make_project, submission
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import ChainInput, chain_workflow_id
+from workflows.client import start_operation
+from workflows.messages import ChainInput
 
 
 @dataclass
@@ -26,10 +26,7 @@ class Chains:
         project_id = make_project(self.app, escalation_path)
         policy = make_policy(self.app, policy_spec)
         chain = ChainInput(submission=submission(project_id, policy, submitter), max_history=max_history)
-        deliverable_id = chain.deliverable_id
-        start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain, id=chain_workflow_id(deliverable_id),
-                                           task_queue=self.task_queue,
-                                           id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        start = start_operation(chain, self.task_queue)
         state = await self.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
                                                                     start_workflow_operation=start)
         return await start.workflow_handle(), state

@@ -1,7 +1,8 @@
 """Record the workflow histories that the replay test checks new code against.
 
 Run it only when a workflow change is meant to break replay (and ship it with workflow.patched()
-for running chains): `.venv/bin/python -m tests.workflows.record_histories [approval_chain|record_is_truth]`.
+for running chains): `.venv/bin/python -m tests.workflows.record_histories NAME`, NAME one of
+approval_chain, record_is_truth, search_attributes (or all).
 Keep the older files: each is a chain that ran on an earlier version and must still replay.
 """
 
@@ -14,8 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -24,8 +24,10 @@ from store.events import open_application
 from tests.builders import STANDARD, make_policy, make_project, revision, submission
 from workers.devstack import temporal_binary
 from workers.worker import build_worker
+from workflows import search
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import ChainInput, chain_workflow_id
+from workflows.client import start_operation
+from workflows.messages import ChainInput
 
 HISTORIES = Path(__file__).parent / "histories"
 SPEC = {"stages": [
@@ -39,17 +41,14 @@ SPEC = {"stages": [
 async def recording_chain(spec: dict[str, Any], **chain_fields: Any) -> AsyncIterator[tuple[Any, ChainInput, Any]]:
     """A fresh dev server, store and worker with one chain opened under `spec`: (app, chain, handle)."""
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
-                                                data_converter=pydantic_data_converter)
+                                                data_converter=pydantic_data_converter, search_attributes=search.KEYS)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             app = open_application(f"sqlite:///{tmp}/events.sqlite")
             chain = ChainInput(submission=submission(make_project(app), make_policy(app, spec), **chain_fields))
             try:
                 async with build_worker(env.client, app, "record"):
-                    start = WithStartWorkflowOperation(ApprovalChainWorkflow.run, chain,
-                                                       id=chain_workflow_id(chain.deliverable_id),
-                                                       task_queue="record",
-                                                       id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                    start = start_operation(chain, "record")
                     await env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
                                                                        start_workflow_operation=start)
                     yield app, chain, await start.workflow_handle()
@@ -106,9 +105,32 @@ async def record_record_is_truth() -> Path:
         return await save(handle, "approval_chain_record_is_truth")
 
 
+async def record_search_attributes() -> Path:
+    """A chain through the paths of the SEARCH_ATTRIBUTES patch: started with its search attributes
+    and title, timers with summaries (reminder, escalation, SLA), a stage that moves (upsert), a
+    decision that moves nothing (no upsert), changes requested and resumed, and the end (stage unset)."""
+    spec = {"stages": [
+        {**SPEC["stages"][0], "sla": "PT2S"},
+        SPEC["stages"][1]], "on_revision": "resume"}
+    async with recording_chain(spec) as (_, _, handle):
+        await asyncio.sleep(2.5)  # the reminder, the escalation and the SLA fire
+        await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="bob", verdict="approve", revision=1))
+        await handle.execute_update(ApprovalChainWorkflow.decide,
+                                    Decide(actor="carol", verdict="request_changes", comment="add dark mode",
+                                           revision=1))
+        await handle.execute_update(ApprovalChainWorkflow.submit_revision,
+                                    SubmitRevision(actor="alice", **revision("v2")))
+        for actor in ("carol", "dan"):
+            await handle.execute_update(ApprovalChainWorkflow.decide,
+                                        Decide(actor=actor, verdict="approve", revision=2))
+        return await save(handle, "approval_chain_search_attributes")
+
+
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     if which in ("all", "approval_chain"):
         print(asyncio.run(record()))
     if which in ("all", "record_is_truth"):
         print(asyncio.run(record_record_is_truth()))
+    if which in ("all", "search_attributes"):
+        print(asyncio.run(record_search_attributes()))

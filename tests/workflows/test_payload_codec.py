@@ -61,10 +61,13 @@ async def test_history_is_encrypted_and_decodes_and_replays_with_the_key(tempora
     assert TITLE not in raw and COMMENT.encode() not in raw
     payloads = [p for event in history.events for p in payloads_in(event)]
     sealed = [p for p in payloads if p.metadata["encoding"] == b"binary/encrypted"]
-    # Only the SDK's bookkeeping stays plain: the patch marker and its search attribute (the server
-    # indexes them) and the local-activity markers' timing data; their results are sealed.
+    # Only search attributes (ours and the patches', typed: the server indexes them) and the SDK's
+    # bookkeeping stay plain: the patch markers and the local-activity markers' timing data; their
+    # results and the workflow's summary (the title) are sealed.
     plain = [p for p in payloads if p not in sealed]
-    assert len(sealed) > 3 and all(b"record-is-truth" in p.data or b'"activity_type"' in p.data for p in plain)
+    bookkeeping = (b"record-is-truth", b"search-attributes", b'"activity_type"')
+    assert len(sealed) > 3 and all("type" in p.metadata or any(b in p.data for b in bookkeeping) for p in plain)
+    assert {p.data for p in plain if "type" in p.metadata} >= {b'"alice"', b'"in_review"', b'"design"'}
 
     decoded = await data_converter(settings).payload_codec.decode(sealed)
     plain = b"".join(p.data for p in decoded)
