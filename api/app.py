@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import metrics, problems
+from api import docs, metrics, problems
 from api.clock import ArrivalClock
 from api.deps import Services
 from api.limits import BodyLimit, HeaderLimit
@@ -31,9 +31,11 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             store.close()
 
-    app = FastAPI(title="Signoff", version="0.1.0", lifespan=lifespan,
+    # docs_url=redoc_url=None: FastAPI's pages load their scripts from a CDN; api/docs.py serves ours.
+    app = FastAPI(title="Signoff", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Approval chains, phase gates and escalation for project delivery.")
     problems.install(app)
+    docs.install(app)
     app.state.metrics = measured = metrics.Metrics()
     for module in (projects, policies, deliverables, inbox, health, metrics):
         app.include_router(module.router)
