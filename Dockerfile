@@ -14,7 +14,9 @@ COPY store ./store
 COPY config ./config
 COPY workflows ./workflows
 COPY workers ./workers
+# The check runs outside /app, so it sees the installed package: /docs and /redoc need its assets.
 RUN pip install . \
+    && cd / && python -c "import api.docs as d; assert (d.ASSETS / 'redoc.standalone.js').is_file(), d.ASSETS" \
     && useradd --system --uid 10001 --home-dir /data --create-home signoff
 
 USER signoff
