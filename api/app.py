@@ -5,7 +5,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import docs, metrics, problems
+from api import contract, docs, metrics, problems
+from api.authenticate import Authenticate
 from api.clock import ArrivalClock
 from api.deps import Services
 from api.limits import BodyLimit, HeaderLimit
@@ -33,8 +34,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     # docs_url=redoc_url=None: FastAPI's pages load their scripts from a CDN; api/docs.py serves ours.
     app = FastAPI(title="Signoff", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Approval chains, phase gates and escalation for project delivery.")
+                  description="Approval chains, phase gates and escalation for project delivery.",
+                  generate_unique_id_function=contract.operation_id)
     problems.install(app)
+    contract.install(app)
     docs.install(app)
     app.state.metrics = measured = metrics.Metrics()
     for module in (projects, policies, deliverables, inbox, health, metrics):
@@ -44,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(codec.router_for(settings, payload_codec))
     # Added last, so outermost: refusals of the body limit are measured too.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Authenticate, settings=settings)  # outside the body's checks: 401 comes first
     app.add_middleware(HeaderLimit, max_bytes=settings.max_header_bytes)  # outside: before the body is read
     app.add_middleware(metrics.MetricsMiddleware, metrics=measured)
     # Outermost of all: a command's deadline counts from the moment its request arrived.

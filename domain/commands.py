@@ -42,6 +42,10 @@ class RevisionFields(Fields):
 
 
 class DecisionFields(Fields):
+    # A reject or a request for changes says why.
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"verdict": {"enum": ["reject", "request_changes"]}}, "required": ["verdict"]},
+        "then": {"required": ["comment"], "properties": {"comment": {"pattern": "\\S"}}}})
     verdict: Verdict
     comment: Text = ""
     revision: StrictInt = Field(ge=1)  # strict: "1" or 1.0 is a careless client, not a revision

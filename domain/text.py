@@ -9,7 +9,7 @@ from datetime import date
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, StringConstraints, WithJsonSchema
 
 from domain import bounds
 
@@ -81,13 +81,44 @@ def iso_date(value: str) -> str:
     return value
 
 
-Name = Annotated[str, StringConstraints(max_length=bounds.MAX_NAME_CHARS), AfterValidator(clean_name)]
-StageName = Annotated[str, StringConstraints(max_length=bounds.MAX_STAGE_NAME_CHARS), AfterValidator(clean_name)]
-Text = Annotated[str, StringConstraints(max_length=bounds.MAX_TEXT_CHARS), AfterValidator(clean_text)]
-RequiredText = Annotated[str, StringConstraints(max_length=bounds.MAX_TEXT_CHARS), AfterValidator(visible_text)]
-Note = Annotated[str, StringConstraints(max_length=bounds.MAX_NOTE_CHARS), AfterValidator(clean_text)]
-HttpUri = Annotated[str, StringConstraints(min_length=1, max_length=bounds.MAX_URI_CHARS), AfterValidator(http_uri)]
-IsoDate = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(iso_date)]
+# The same rules as patterns in the published schema (ECMA-262 and Python alike), so a client or a
+# fuzzer knows them; the validators above are what the API enforces.
+_INVISIBLE_CLASS = "\\u202a-\\u202e\\u2066-\\u2069\\u200b-\\u200f\\u2060\\ufeff"
+_NAME_BAD = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029" + _INVISIBLE_CLASS
+_TEXT_BAD = "\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f" + _INVISIBLE_CLASS
+_TEXT_CHAR = f"(?:[^{_TEXT_BAD}]|\\r\\n)"
+_PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_URI_CHAR = f"[^\\s{_NAME_BAD}]"
+
+
+def _text_schema(max_length: int, pattern: str, description: str, min_length: int = 0) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "maxLength": max_length, "pattern": pattern,
+                           "description": description, **({"minLength": min_length} if min_length else {})})
+
+
+Name = Annotated[str, StringConstraints(max_length=bounds.MAX_NAME_CHARS), AfterValidator(clean_name),
+                 _text_schema(bounds.MAX_NAME_CHARS, f"^[^{_NAME_BAD}]*[^\\s{_NAME_BAD}][^{_NAME_BAD}]*$",
+                              "One line of visible text (no control, invisible or direction-changing characters); "
+                              "kept trimmed")]
+StageName = Annotated[str, StringConstraints(max_length=bounds.MAX_STAGE_NAME_CHARS), AfterValidator(clean_name),
+                      _text_schema(bounds.MAX_STAGE_NAME_CHARS,
+                                   f"^[^{_NAME_BAD}]*[^\\s{_NAME_BAD}][^{_NAME_BAD}]*$",
+                                   "One line of visible text; kept trimmed")]
+Text = Annotated[str, StringConstraints(max_length=bounds.MAX_TEXT_CHARS), AfterValidator(clean_text),
+                 _text_schema(bounds.MAX_TEXT_CHARS, f"^{_TEXT_CHAR}*$",
+                              "Free text: lines and tabs, no other control, invisible or direction-changing characters")]
+RequiredText = Annotated[str, StringConstraints(max_length=bounds.MAX_TEXT_CHARS), AfterValidator(visible_text),
+                         _text_schema(bounds.MAX_TEXT_CHARS, f"^{_TEXT_CHAR}*[^\\s{_TEXT_BAD}]{_TEXT_CHAR}*$",
+                                      "Free text with something visible in it", 1)]
+Note = Annotated[str, StringConstraints(max_length=bounds.MAX_NOTE_CHARS), AfterValidator(clean_text),
+                 _text_schema(bounds.MAX_NOTE_CHARS, f"^{_TEXT_CHAR}*$", "Free text")]
+HttpUri = Annotated[str, StringConstraints(min_length=1, max_length=bounds.MAX_URI_CHARS), AfterValidator(http_uri),
+                    _text_schema(bounds.MAX_URI_CHARS,
+                                 f"^[hH][tT][tT][pP][sS]?://[^\\s/?#@:\\[\\]{_NAME_BAD}]+(?::{_PORT}?)?"
+                                 f"(?:[/?#]{_URI_CHAR}*)?$",
+                                 "An http(s) link with a host and no user name or password", 1)]
+IsoDate = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(iso_date),
+                    WithJsonSchema({"type": "string", "format": "date", "examples": ["2026-11-27"]})]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=bounds.MAX_USER_ID_CHARS,
                                           pattern=r"^[A-Za-z0-9._@-]+$")]
 RoleName = Annotated[str, StringConstraints(min_length=1, max_length=bounds.MAX_ROLE_CHARS,

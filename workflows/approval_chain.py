@@ -54,8 +54,9 @@ OPEN_GRACE_SECONDS = 5
 
 
 def refuse(exc: DomainError, view: ChainView | None = None) -> ApplicationError:
-    # The view's version goes with the refusal, so a caller can tell a workflow behind the record.
-    details = [{"view_version": view.version}] if view is not None else []
+    # The view's version goes with the refusal, so a caller can tell a workflow behind the record;
+    # and the field a rule refusal names, so the caller can say which field breaks it.
+    details = [{"view_version": view.version, "field": list(getattr(exc, "field", ()))}] if view is not None else []
     return ApplicationError(exc.detail, *details, type=type(exc).__name__, non_retryable=True)
 
 

@@ -34,6 +34,7 @@ from domain.errors import (
     ChainFinished,
     ChainUnavailable,
     DomainError,
+    Invalid,
     error_types,
 )
 from workflows import search
@@ -200,5 +201,9 @@ def unavailable(exc: Exception, advice: str) -> ChainUnavailable:
 def refusal(exc: WorkflowUpdateFailedError) -> DomainError:
     cause = _application_error(exc)
     if cause is not None and cause.type in ERROR_TYPES:
-        return ERROR_TYPES[cause.type](cause.message)
+        error = ERROR_TYPES[cause.type](cause.message)
+        named = cause.details[0].get("field") if cause.details and isinstance(cause.details[0], dict) else None
+        if isinstance(error, Invalid) and isinstance(named, list):
+            error.field = tuple(named)
+        return error
     return ChainUnavailable(f"the approval chain could not take the command: {exc.cause or exc}")

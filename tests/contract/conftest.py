@@ -1,0 +1,1 @@
+from tests.api.conftest import api  # noqa: F401 - the served API, with a worker and Temporal
