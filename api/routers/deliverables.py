@@ -18,6 +18,7 @@ from api.models import (
     RevisionIn,
     WithdrawIn,
 )
+from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, ascending, newest_first, paginate
 from api.problems import Problem, domain_problem
 from api.routers.policies import may_see
 from domain.commands import (
@@ -155,9 +156,10 @@ def _same_request(state: DeliverableState, body: DeliverableCreate, project_id: 
     return state
 
 
-@router.get("", response_model=list[DeliverableSummary], responses=problems(404, 422))
+@router.get("", response_model=Page[DeliverableSummary], responses=problems(404, 422))
 async def list_deliverables(user: CurrentUser, services: Svc, project_id: str | None = None,
-                            status: Status | None = None) -> list[dict[str, Any]]:
+                            status: Status | None = None, limit: Limit = DEFAULT_LIMIT,
+                            cursor: Cursor = None) -> dict[str, Any]:
     """Deliverables of the projects the caller may see, newest change first."""
     if project_id:
         project = await asyncio.to_thread(visible_project, services, user, project_id)
@@ -165,7 +167,8 @@ async def list_deliverables(user: CurrentUser, services: Svc, project_id: str | 
     else:
         projects = await asyncio.to_thread(services.views.projects_of, user.user, user.is_pmo_or_admin)
         project_ids = [p["id"] for p in projects]
-    return await asyncio.to_thread(services.views.deliverables, project_ids, status)
+    rows = await asyncio.to_thread(services.views.deliverables, project_ids, status)
+    return paginate(rows, limit, cursor, lambda d: [d["updated_at"], d["id"]], newest_first, "deliverables")
 
 
 @router.get("/{deliverable_id}", response_model=DeliverableState, responses=problems(404, 422))
@@ -179,11 +182,13 @@ async def get_deliverable(deliverable_id: DeliverableId, user: CurrentUser, serv
     return await asyncio.to_thread(services.store.get_deliverable, deliverable_id, as_of)
 
 
-@router.get("/{deliverable_id}/history", response_model=list[HistoryEntry], responses=problems(404))
-async def deliverable_history(deliverable_id: DeliverableId, user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
+@router.get("/{deliverable_id}/history", response_model=Page[HistoryEntry], responses=problems(404, 422))
+async def deliverable_history(deliverable_id: DeliverableId, user: CurrentUser, services: Svc,
+                              limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> dict[str, Any]:
     """Every recorded event of the deliverable, oldest first."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    return await asyncio.to_thread(services.store.deliverable_history, deliverable_id)
+    entries = await asyncio.to_thread(services.store.deliverable_history, deliverable_id)
+    return paginate(entries, limit, cursor, lambda e: [e["version"]], ascending, f"history:{deliverable_id}")
 
 
 @router.post("/{deliverable_id}/decisions", response_model=DeliverableState, responses=COMMAND_PROBLEMS)

@@ -6,12 +6,14 @@ from fastapi import APIRouter
 from api.contract import problems
 from api.deps import CurrentUser, Svc
 from api.models import InboxItem
+from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, newest_first, paginate
 
 router = APIRouter(prefix="/api/inbox", tags=["inbox"], responses=problems(401, 503))
 
 
-@router.get("", response_model=list[InboxItem])
-async def get_inbox(user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
+@router.get("", response_model=Page[InboxItem], responses=problems(422))
+async def get_inbox(user: CurrentUser, services: Svc, limit: Limit = DEFAULT_LIMIT,
+                    cursor: Cursor = None) -> dict[str, Any]:
     """What waits for the caller: stages to decide, escalations they were notified of, revisions to make."""
     mine = [p["id"] for p in await asyncio.to_thread(services.views.projects_of, user.user)]
     items: list[dict[str, Any]] = []
@@ -22,4 +24,5 @@ async def get_inbox(user: CurrentUser, services: Svc) -> list[dict[str, Any]]:
             items.append({"kind": "escalation", "deliverable": d})
         elif d["status"] == "changes_requested" and d["submitter"] == user.user:
             items.append({"kind": "revision", "deliverable": d})
-    return items
+    return paginate(items, limit, cursor, lambda i: [i["deliverable"]["updated_at"], i["deliverable"]["id"]],
+                    newest_first, "inbox")

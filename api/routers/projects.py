@@ -1,10 +1,12 @@
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, status
 
 from api.contract import problems
 from api.deps import CurrentUser, Svc, require_pmo_or_admin, visible_project
 from api.models import ProjectCreate, ProjectPublic
+from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, ascending, paginate
 from domain.project import Project
 from store.views import project_summary
 
@@ -26,11 +28,12 @@ async def create_project(body: ProjectCreate, user: CurrentUser, services: Svc) 
     return public(project)
 
 
-@router.get("", response_model=list[ProjectPublic])
-async def list_projects(user: CurrentUser, services: Svc) -> list[ProjectPublic]:
-    """The projects the caller is a member of (all of them for pmo and admin)."""
+@router.get("", response_model=Page[ProjectPublic], responses=problems(422))
+async def list_projects(user: CurrentUser, services: Svc, limit: Limit = DEFAULT_LIMIT,
+                        cursor: Cursor = None) -> dict[str, Any]:
+    """The projects the caller is a member of (all of them for pmo and admin), oldest first."""
     rows = await asyncio.to_thread(services.views.projects_of, user.user, user.is_pmo_or_admin)
-    return [ProjectPublic(**row) for row in rows]
+    return paginate(rows, limit, cursor, lambda p: [p["created_at"], p["id"]], ascending, "projects")
 
 
 @router.get("/{project_id}", response_model=ProjectPublic, responses=problems(404))

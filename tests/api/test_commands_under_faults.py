@@ -120,7 +120,7 @@ async def test_a_submission_whose_caller_went_away_is_never_recorded(temporal_en
         async with build_worker(client, store, api.settings.task_queue):
             await eventually(lambda: run_failed(client, found[0]))
         r = await api.http.get(f"/api/deliverables?project_id={project}", headers=api.auth("alice"))
-        assert r.status_code == 200 and r.json() == [], r.text
+        assert r.status_code == 200 and r.json()["items"] == [], r.text
 
 
 async def test_a_command_refused_on_a_view_behind_the_record_is_retried_on_the_records_view(api):
@@ -144,7 +144,7 @@ async def test_the_api_starts_and_serves_reads_while_temporal_is_down(temporal_e
                                                command_timeout_seconds=3) as api:
         project, policy = await api.project(), await api.policy()
         r = await api.http.get("/api/projects", headers=api.auth("paula", "pmo"))
-        assert r.status_code == 200 and [p["id"] for p in r.json()] == [project]
+        assert r.status_code == 200 and [p["id"] for p in r.json()["items"]] == [project]
         started = time.monotonic()
         assert_unavailable(await api.submit(project, policy))
         assert time.monotonic() - started < 5

@@ -17,13 +17,13 @@ async def test_sign_off_through_every_stage(api):
     assert r.json()["status"] == "approved" and r.json()["stage"] is None
     got = (await api.http.get(f"/api/deliverables/{did}", headers=api.auth("alice"))).json()
     assert got["status"] == "approved"
-    history = (await api.http.get(f"/api/deliverables/{did}/history", headers=api.auth("alice"))).json()
+    history = (await api.http.get(f"/api/deliverables/{did}/history", headers=api.auth("alice"))).json()["items"]
     decisions = [h for h in history if h["type"] == "DecisionRecorded"]
     assert [(h["actor"], h["verdict"], h["revision"]) for h in decisions] == [
         ("bob", "approve", 1), ("carol", "approve", 1), ("dan", "approve", 1), ("sam", "approve", 1)]
     listed = (await api.http.get(f"/api/deliverables?project_id={project_id}&status=approved",
                                  headers=api.auth("pete"))).json()
-    assert [d["id"] for d in listed] == [did]
+    assert [d["id"] for d in listed["items"]] == [did]
 
 
 async def test_separation_of_duties_and_one_vote(api):
@@ -36,7 +36,7 @@ async def test_separation_of_duties_and_one_vote(api):
     assert (await api.decide(did, "carol")).status_code == 200
     r = await api.decide(did, "carol")
     assert r.status_code == 409, r.text
-    history = (await api.http.get(f"/api/deliverables/{did}/history", headers=api.auth("alice"))).json()
+    history = (await api.http.get(f"/api/deliverables/{did}/history", headers=api.auth("alice"))).json()["items"]
     assert [h["actor"] for h in history if h["type"] == "DecisionRecorded"] == ["bob", "carol"]
 
 
@@ -55,5 +55,5 @@ async def test_health_and_metrics(api):
 async def test_project_list_shows_what_a_single_read_shows(api):
     project_id = await api.project(escalation_path=[{"after": "P1D", "notify": ["pm"]}])
     one = (await api.http.get(f"/api/projects/{project_id}", headers=api.auth("alice"))).json()
-    [listed] = (await api.http.get("/api/projects", headers=api.auth("alice"))).json()
+    [listed] = (await api.http.get("/api/projects", headers=api.auth("alice"))).json()["items"]
     assert listed == one and one["escalation_path"][0]["notify"] == ["pm"] and one["created_by"] == "paula"

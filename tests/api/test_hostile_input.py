@@ -23,15 +23,16 @@ def assert_refused(r, status: int, *field: str | int) -> dict:
 
 async def recorded(api, did: str) -> list[str]:
     r = await api.http.get(f"/api/deliverables/{did}/history", headers=api.auth("paula", "pmo"))
-    return [h["type"] for h in r.json()]
+    return [h["type"] for h in r.json()["items"]]
 
 
 async def projects(api) -> list[str]:
-    return [p["id"] for p in (await api.http.get("/api/projects", headers=api.auth("paula", "pmo"))).json()]
+    return [p["id"] for p in (await api.http.get("/api/projects", headers=api.auth("paula", "pmo"))).json()["items"]]
 
 
 async def deliverables(api, project_id: str) -> list[dict]:
-    return (await api.http.get(f"/api/deliverables?project_id={project_id}", headers=api.auth("paula", "pmo"))).json()
+    return (await api.http.get(f"/api/deliverables?project_id={project_id}",
+                               headers=api.auth("paula", "pmo"))).json()["items"]
 
 
 async def test_duplicate_json_keys_are_refused_everywhere(api):

@@ -9,7 +9,7 @@ PROBLEM = "application/problem+json"
 
 async def history_types(api, did):
     r = await api.http.get(f"/api/deliverables/{did}/history", headers=api.auth("paula", "pmo"))
-    return [h["type"] for h in r.json()]
+    return [h["type"] for h in r.json()["items"]]
 
 
 async def test_authentication_errors_are_401_problems(api):
@@ -75,8 +75,8 @@ async def test_outsiders_see_nothing(api):
                  f"/api/deliverables?project_id={project_id}"):
         assert (await api.http.get(path, headers=api.auth("mallory"))).status_code == 404, path
     assert (await api.decide(did, "mallory")).status_code == 404
-    assert (await api.http.get("/api/deliverables", headers=api.auth("mallory"))).json() == []
-    assert (await api.http.get("/api/projects", headers=api.auth("mallory"))).json() == []
+    assert (await api.http.get("/api/deliverables", headers=api.auth("mallory"))).json()["items"] == []
+    assert (await api.http.get("/api/projects", headers=api.auth("mallory"))).json()["items"] == []
     assert (await api.http.get(f"/api/deliverables/{did}", headers=api.auth("olga", "pmo"))).status_code == 200
     r = await api.http.post("/api/projects", headers=api.auth("alice"), json={"name": "x", "members": [{"user": "alice"}]})
     assert r.status_code == 403
@@ -130,7 +130,7 @@ async def test_idempotency_key_returns_the_same_deliverable(api):
     later = await api.submit(project_id, policy, headers={"Idempotency-Key": "upload-42"})
     assert later.status_code == 201 and later.json()["id"] == first.json()["id"]
     listed = (await api.http.get(f"/api/deliverables?project_id={project_id}", headers=api.auth("alice"))).json()
-    assert len(listed) == 1
+    assert len(listed["items"]) == 1
 
 
 async def test_withdraw_and_reassign(api):
@@ -152,19 +152,19 @@ async def test_inbox_shows_what_waits(api):
     project_id = await api.project(escalation_path=[{"after": "PT1S", "notify": ["pm"]}])
     policy = await api.policy()
     did = (await api.submit(project_id, policy)).json()["id"]
-    inbox = (await api.http.get("/api/inbox", headers=api.auth("bob"))).json()
+    inbox = (await api.http.get("/api/inbox", headers=api.auth("bob"))).json()["items"]
     assert [(i["kind"], i["deliverable"]["id"]) for i in inbox] == [("decision", did)]
-    assert (await api.http.get("/api/inbox", headers=api.auth("carol"))).json() == []
+    assert (await api.http.get("/api/inbox", headers=api.auth("carol"))).json()["items"] == []
     for _ in range(50):
-        inbox = (await api.http.get("/api/inbox", headers=api.auth("pete"))).json()
+        inbox = (await api.http.get("/api/inbox", headers=api.auth("pete"))).json()["items"]
         if inbox:
             break
         await asyncio.sleep(0.1)
     assert [(i["kind"], i["deliverable"]["id"]) for i in inbox] == [("escalation", did)]
     await api.decide(did, "bob", "request_changes", comment="logo too small")
-    inbox = (await api.http.get("/api/inbox", headers=api.auth("alice"))).json()
+    inbox = (await api.http.get("/api/inbox", headers=api.auth("alice"))).json()["items"]
     assert [(i["kind"], i["deliverable"]["id"]) for i in inbox] == [("revision", did)]
-    assert (await api.http.get("/api/inbox", headers=api.auth("bob"))).json() == []
+    assert (await api.http.get("/api/inbox", headers=api.auth("bob"))).json()["items"] == []
 
 
 async def test_policies_are_versioned(api):
@@ -191,7 +191,8 @@ async def test_a_policy_the_project_cannot_satisfy_is_refused_without_a_trace(ap
     policy = await api.policy({"stages": [{"name": "eng", "approvers": {"roles": ["eng"]}, "rule": "n_of_m", "n": 5}]})
     r = await api.submit(project_id, policy, headers={"Idempotency-Key": "too-few"})
     assert r.status_code == 422 and "cannot be satisfied" in r.json()["detail"]
-    assert (await api.http.get(f"/api/deliverables?project_id={project_id}", headers=api.auth("alice"))).json() == []
+    assert (await api.http.get(f"/api/deliverables?project_id={project_id}",
+                               headers=api.auth("alice"))).json()["items"] == []
 
 
 async def test_ids_of_other_kinds_and_other_spellings(api):
@@ -209,7 +210,7 @@ async def test_ids_of_other_kinds_and_other_spellings(api):
     r = await api.decide(did.replace("-", ""), "carol")
     assert r.status_code == 200 and r.json()["stage"]["approvals"] == ["carol"]
     listed = await api.http.get(f"/api/deliverables?project_id={project_id.upper()}", headers=api.auth("alice"))
-    assert [d["id"] for d in listed.json()] == [did]
+    assert [d["id"] for d in listed.json()["items"]] == [did]
 
 
 async def test_control_characters_are_refused(api):

@@ -35,14 +35,14 @@ def test_ready_only_once_the_demo_is_in(tmp_path):
             time.sleep(0.05)
 
         # The moment it says ready, everything the demo loads is visible through the API.
-        listed = call(stack, "GET", "/api/deliverables", "paula", ["pmo"]).json()
+        listed = call(stack, "GET", "/api/deliverables", "paula", ["pmo"]).json()["items"]
         assert sorted(d["title"] for d in listed) == sorted(d[1] for d in DELIVERABLES)
         assert {d["status"] for d in listed} == EVERY_STATE
         # ...including the last steps of every chain: each ends where its last action left it.
         by_title = {d["title"]: d["status"] for d in listed}
         assert by_title["Launch-day email campaign"] == "rejected"
         assert by_title["First release plan"] == "withdrawn"
-        projects = call(stack, "GET", "/api/projects", "paula", ["pmo"]).json()
+        projects = call(stack, "GET", "/api/projects", "paula", ["pmo"]).json()["items"]
         assert sorted(p["name"] for p in projects) == sorted(PROJECTS)
         for name in POLICIES:
             assert call(stack, "GET", f"/api/policies/{name}", "paula", ["pmo"]).status_code == 200

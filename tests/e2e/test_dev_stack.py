@@ -35,7 +35,7 @@ def test_sign_off_survives_a_restart(tmp_path):
         got = call(stack, "GET", f"/api/deliverables/{did}", "alice").json()
         assert got["status"] == "approved"
         assert [d["actor"] for d in got["decisions"]] == ["bob", "sam"]
-        listed = call(stack, "GET", f"/api/deliverables?project_id={project['id']}", "alice").json()
+        listed = call(stack, "GET", f"/api/deliverables?project_id={project['id']}", "alice").json()["items"]
         assert sorted(d["title"] for d in listed) == ["Launch asset pack", "Press release"]
         # The chain that was still running goes on where it stood.
         r = call(stack, "POST", f"/api/deliverables/{pending}/decisions", "bob", json={"verdict": "approve", "revision": 1})
