@@ -36,7 +36,7 @@ class PhaseIn(Body):
 
 
 class ProjectCreate(Body):
-    name: Name
+    name: Name = Field(description="The project's name", examples=["Northwind website relaunch"])
     members: list[MemberIn] = Field(min_length=1, max_length=bounds.MAX_MEMBERS)
     escalation_path: list[EscalationStep] = Field(default_factory=list, max_length=bounds.MAX_ESCALATION_STEPS)
     phases: list[PhaseIn] = Field(default_factory=list, max_length=bounds.MAX_PHASES)
@@ -58,9 +58,9 @@ class RevisionIn(Body, RevisionFields):
 
 
 class DeliverableCreate(Body):
-    project_id: ProjectId
-    title: Name
-    policy: str = Field(pattern=NAME_PATTERN)
+    project_id: ProjectId = Field(description="The project's id", examples=["0b6f5c1e-4a1d-4f7e-9c55-2d8e7a3b9f10"])
+    title: Name = Field(description="What is signed off", examples=["Homepage mockups"])
+    policy: str = Field(pattern=NAME_PATTERN, description="The approval policy's name", examples=["brand-review"])
     revision: RevisionIn
 
 

@@ -36,9 +36,10 @@ class Command(Fields):
 
 
 class RevisionFields(Fields):
-    uri: HttpUri
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    note: Note = ""
+    uri: HttpUri = Field(description="Where the revision's file is", examples=["https://files.example/mockups-v2.pdf"])
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="The file's SHA-256, lower-case hex: what was signed off",
+                        examples=["3bfc269594ef649228e9a74bab00f042efc91d5acc6fbee31a382e80d42388fe"])
+    note: Note = Field(default="", description="What changed", examples=["bigger logo, as asked"])
 
 
 class DecisionFields(Fields):
@@ -46,18 +47,22 @@ class DecisionFields(Fields):
     model_config = ConfigDict(json_schema_extra={
         "if": {"properties": {"verdict": {"enum": ["reject", "request_changes"]}}, "required": ["verdict"]},
         "then": {"required": ["comment"], "properties": {"comment": {"pattern": "\\S"}}}})
-    verdict: Verdict
-    comment: Text = ""
-    revision: StrictInt = Field(ge=1)  # strict: "1" or 1.0 is a careless client, not a revision
+    verdict: Verdict = Field(description="approve, reject, or request_changes (a new revision)", examples=["approve"])
+    comment: Text = Field(default="", description="Why; required for reject and request_changes",
+                          examples=["Logo too small on mobile"])
+    # Strict: "1" or 1.0 is a careless client, not a revision.
+    revision: StrictInt = Field(ge=1, description="The revision decided on: the current one", examples=[1])
 
 
 class WithdrawalFields(Fields):
-    reason: Text = ""
+    reason: Text = Field(default="", description="Why", examples=["The client paused the project"])
 
 
 class ReassignmentFields(Fields):
-    approvers: list[UserId] = Field(min_length=1, max_length=bounds.MAX_MEMBERS)
-    reason: RequiredText
+    approvers: list[UserId] = Field(min_length=1, max_length=bounds.MAX_MEMBERS,
+                                    description="The open stage's new approvers: members of the project",
+                                    examples=[["ethan"]])
+    reason: RequiredText = Field(description="Why", examples=["priya is on leave until Monday"])
 
 
 class SubmitDeliverable(Command):

@@ -8,7 +8,7 @@ summary all derive from one shape.
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.quorum import required_approvals
 
@@ -131,8 +131,8 @@ class ChainView(BaseModel):
 
 
 class DeliverableState(BaseModel):
-    id: str
-    project_id: str
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    project_id: str = Field(json_schema_extra={"format": "uuid"})
     title: str
     submitter: str
     policy: PolicyRef

@@ -3,7 +3,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel
 
 from api.auth import Principal
@@ -40,7 +40,12 @@ COMMAND_PROBLEMS = problems(403, 404, 409, 413, 422)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d3c7a52-8f0e-4a8a-9a57-1f4f3b6a2c10")
 
 
-async def canonical_id(deliverable_id: str, _: CurrentUser) -> str:
+# What the path holds: a deliverable's id (anything else is simply no such deliverable: 404).
+DeliverablePath = Annotated[str, Path(json_schema_extra={"format": "uuid"},
+                                      examples=["3f1c2a9e-8d4b-4c1e-9a37-5b2f0e6d7c18"])]
+
+
+async def canonical_id(deliverable_id: DeliverablePath, _: CurrentUser) -> str:
     """One spelling per id (lower case, hyphens), so the workflow id and the store agree."""
     try:
         return str(uuid.UUID(deliverable_id))
@@ -102,7 +107,12 @@ async def submit_deliverable(body: DeliverableCreate, user: CurrentUser, service
                              response: Response,
                              idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> DeliverableState:
     """Submit a deliverable with its first revision; its approval chain starts at the policy's first stage.
-    The same Idempotency-Key from the same user answers the same deliverable (201 again, same Location)."""
+    The same Idempotency-Key from the same user answers the same deliverable (201 again, same Location).
+
+    Rules the schema cannot say: the caller is a member of the project (403); the policy fits the
+    project: every stage has enough approvers other than the submitter, and approvers named by user id
+    are members (422, errors at body.policy); a policy the caller may not read is a 404; the same key
+    for another deliverable is a 409."""
     project = await asyncio.to_thread(visible_project, services, user, body.project_id)
     deliverable_id = (str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.user}\n{idempotency_key}"))
                       if idempotency_key else str(uuid.uuid4()))
@@ -194,26 +204,36 @@ async def deliverable_history(deliverable_id: DeliverableId, user: CurrentUser, 
 @router.post("/{deliverable_id}/decisions", response_model=DeliverableState, responses=COMMAND_PROBLEMS)
 async def decide(deliverable_id: DeliverableId, body: DecisionIn, user: CurrentUser, services: Svc,
                  request: Request) -> Response:
-    """Approve, reject or request changes on the current stage; answers once the decision is recorded."""
+    """Approve, reject or request changes on the current stage; answers once the decision is recorded.
+
+    Rules the schema cannot say: the caller approves the open stage or was granted it by an escalation
+    (403 not-eligible), is not the submitter (403 self-approval), has not decided on this stage yet
+    (409 already-decided), and `revision` is the current one (409 stale-revision); a closed stage or an
+    ended chain is a 409."""
     return await _send(services, request, user, deliverable_id, Decide, body)
 
 
 @router.post("/{deliverable_id}/revisions", response_model=DeliverableState, responses=COMMAND_PROBLEMS)
 async def submit_revision(deliverable_id: DeliverableId, body: RevisionIn, user: CurrentUser, services: Svc,
                           request: Request) -> Response:
-    """The submitter's new revision; the policy's on_revision says where the chain starts again."""
+    """The submitter's new revision; the policy's on_revision says where the chain starts again.
+
+    Only the submitter sends one (403); the same sha256 as the current revision is a 409."""
     return await _send(services, request, user, deliverable_id, SubmitRevision, body)
 
 
 @router.post("/{deliverable_id}/withdraw", response_model=DeliverableState, responses=COMMAND_PROBLEMS)
 async def withdraw(deliverable_id: DeliverableId, user: CurrentUser, services: Svc, request: Request,
                    body: WithdrawIn | None = None) -> Response:
-    """The submitter withdraws the deliverable; its chain ends."""
+    """The submitter withdraws the deliverable; its chain ends. Only the submitter (403), only while it runs (409)."""
     return await _send(services, request, user, deliverable_id, Withdraw, body or WithdrawIn())
 
 
 @router.post("/{deliverable_id}/reassign", response_model=DeliverableState, responses=COMMAND_PROBLEMS)
 async def reassign(deliverable_id: DeliverableId, body: ReassignIn, user: CurrentUser, services: Svc,
                    request: Request) -> Response:
-    """Replace the open stage's approvers (pmo or admin, or the project's pmo)."""
+    """Replace the open stage's approvers (pmo or admin, or the project's pmo; else 403).
+
+    Rules the schema cannot say: approvers are members of the project (422, errors at body.approvers),
+    never the submitter (403), and enough for the stage's rule (422); a stage must be open (409)."""
     return await _send(services, request, user, deliverable_id, Reassign, body)

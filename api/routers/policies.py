@@ -21,7 +21,10 @@ PolicyName = Annotated[str, Path(pattern=NAME_PATTERN)]
 async def put_policy(name: PolicyName, body: PolicySpec, user: CurrentUser, services: Svc,
                      response: Response) -> dict[str, Any]:
     """Publish a new version of the policy (201 for the first). Running chains keep their version;
-    publishing the same stages again changes nothing."""
+    publishing the same stages again changes nothing.
+
+    Rules the schema cannot say (each a 422): stage names are unique within the policy; a duration is
+    at most 5 years (P1825D); `n` is 1 to 200."""
     require_pmo_or_admin(user)
     policy, changed = await asyncio.to_thread(services.store.put_policy, name, body.model_dump(), user.user)
     created = changed and policy["version"] == 1

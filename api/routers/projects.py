@@ -1,7 +1,7 @@
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, status
 
 from api.contract import problems
 from api.deps import CurrentUser, Svc, require_pmo_or_admin, visible_project
@@ -20,7 +20,9 @@ def public(project: Project) -> ProjectPublic:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectPublic,
              responses=problems(403, 413, 422))
 async def create_project(body: ProjectCreate, user: CurrentUser, services: Svc) -> ProjectPublic:
-    """Create a project with its members, their project roles and its escalation path (pmo or admin)."""
+    """Create a project with its members, their project roles and its escalation path (pmo or admin).
+
+    Rules the schema cannot say: each member is listed once (else 422)."""
     require_pmo_or_admin(user)
     data = body.model_dump()
     project = await asyncio.to_thread(services.store.create_project, data["name"], data["members"],
@@ -37,7 +39,8 @@ async def list_projects(user: CurrentUser, services: Svc, limit: Limit = DEFAULT
 
 
 @router.get("/{project_id}", response_model=ProjectPublic, responses=problems(404))
-async def get_project(project_id: str, user: CurrentUser, services: Svc) -> ProjectPublic:
+async def get_project(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})], user: CurrentUser,
+                      services: Svc) -> ProjectPublic:
     """One project, if the caller may see it."""
     return public(await asyncio.to_thread(visible_project, services, user, project_id))
 

@@ -51,3 +51,16 @@ async def test_limit_is_clamped_and_a_made_up_cursor_is_a_422_problem(api):
         r = await api.http.get("/api/projects", params={"cursor": cursor}, headers=api.auth("paula", "pmo"))
         assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, (cursor, r.text)
         assert r.json()["errors"][0]["loc"] == ["query", "cursor"]
+
+
+async def test_every_timestamp_is_rfc3339_with_z(api):
+    project_id, policy = await api.project(), await api.policy()
+    did = (await api.submit(project_id, policy)).json()["id"]
+    pmo = api.auth("paula", "pmo")
+    stamps = [(await api.http.get(f"/api/deliverables/{did}", headers=pmo)).json()["updated_at"]]
+    listed = (await api.http.get(f"/api/deliverables?project_id={project_id}", headers=pmo)).json()["items"]
+    stamps += [listed[0]["updated_at"], listed[0]["created_at"], listed[0]["stage"]["opened_at"]]
+    stamps += [e[key] for e in (await api.http.get(f"/api/deliverables/{did}/history", headers=pmo)).json()["items"]
+               for key in ("at", "recorded_at")]
+    stamps += [p["created_at"] for p in (await api.http.get("/api/projects", headers=pmo)).json()["items"]]
+    assert stamps and all(s.endswith("Z") and "+00:00" not in s for s in stamps), stamps
