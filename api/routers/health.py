@@ -4,13 +4,15 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from api.contract import problems
 from api.deps import Svc
 from api.problems import problem_response
 from store.events import probe_store
 
 router = APIRouter(tags=["health"])
-NOT_READY = {503: {"description": "Not ready: the event store cannot write or read, or Temporal does not answer, "
-                                  "or `signoff dev` is still loading its demo data (problem+json, with Retry-After)."}}
+NOT_READY = {503: {**problems(503)[503], "description": (
+    "Not ready: the event store cannot write or read, or Temporal does not answer, or `signoff dev` is still "
+    "loading its demo data (/problems/not-ready or /problems/starting, with Retry-After).")}}
 
 
 @router.get("/healthz")
