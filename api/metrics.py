@@ -10,8 +10,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.routing import route_of
 
 router = APIRouter(tags=["health"])
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -50,24 +51,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_note)
         finally:
             # The route template, not the raw path, so ids do not make a label each.
-            route = getattr(scope.get("route") or _route_of(scope), "path", "unmatched")
+            route = getattr(scope.get("route") or route_of(scope), "path", "unmatched")
             # Known methods only: a label per made-up method would let anyone grow the registry.
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
-
-
-def _route_of(scope: Scope) -> object | None:
-    """The route a request refused before routing (a 401, say) would have reached."""
-    routes = list(getattr(getattr(scope.get("app"), "router", None), "routes", []))
-    while routes:
-        route = routes.pop(0)
-        included = getattr(route, "original_router", None)  # FastAPI's wrapper of an included router
-        if included is not None:
-            routes[:0] = included.routes
-        elif route.matches(scope)[0] == Match.FULL:
-            return route
-    return None
 
 
 @router.get("/metrics", include_in_schema=False)

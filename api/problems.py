@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.routing import allowed_methods
 from domain.errors import DomainError
 
 log = logging.getLogger("signoff.api")
@@ -111,6 +112,8 @@ def install(app: FastAPI) -> None:
         return problem_response(500, "an unexpected error; it has been logged", "internal-error")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Its headers too: a 405 says in Allow which methods there are (RFC 9110).
-        return problem_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Allow names every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(allowed_methods(request.scope)) or headers.get("Allow", "")
+        return problem_response(exc.status_code, str(exc.detail), headers=headers)

@@ -18,7 +18,15 @@ from api.models import (
     RevisionIn,
     WithdrawIn,
 )
-from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, ascending, newest_first, paginate
+from api.pagination import (
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    Page,
+    ascending,
+    newest_first,
+    paginate,
+)
 from api.problems import Problem, domain_problem
 from api.routers.policies import may_see
 from domain.commands import (

@@ -64,3 +64,12 @@ async def test_every_timestamp_is_rfc3339_with_z(api):
                for key in ("at", "recorded_at")]
     stamps += [p["created_at"] for p in (await api.http.get("/api/projects", headers=pmo)).json()["items"]]
     assert stamps and all(s.endswith("Z") and "+00:00" not in s for s in stamps), stamps
+
+
+async def test_authentication_comes_before_the_body_and_405_says_allow(api):
+    for body in (b"{not json", b'{"verdict": "approve", "verdict": "reject"}', b"x" * 100):
+        r = await api.http.post("/api/deliverables/3f1c2a9e-8d4b-4c1e-9a37-5b2f0e6d7c18/decisions", content=body,
+                                headers={"Content-Type": "application/json"})
+        assert r.status_code == 401 and r.headers["content-type"] == PROBLEM, r.text
+    r = await api.http.delete("/api/projects", headers=api.auth("paula", "pmo"))
+    assert r.status_code == 405 and set(r.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
