@@ -2,7 +2,7 @@
 
 Run it only when a workflow change is meant to break replay (and ship it with workflow.patched()
 for running chains): `.venv/bin/python -m tests.workflows.record_histories NAME`, NAME one of
-approval_chain, record_is_truth, search_attributes (or all).
+approval_chain, record_is_truth, search_attributes (one at a time, never all).
 Keep the older files: each is a chain that ran on an earlier version and must still replay.
 """
 
@@ -126,11 +126,14 @@ async def record_search_attributes() -> Path:
         return await save(handle, "approval_chain_search_attributes")
 
 
+# A history is recorded once, by the code of its time, and then only replayed: recording one again
+# with today's code would hide exactly the incompatibility its replay is there to catch. So one is
+# named each time, never all at once.
+RECORDERS = {"approval_chain": record, "record_is_truth": record_record_is_truth,
+             "search_attributes": record_search_attributes}
+
 if __name__ == "__main__":
-    which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if which in ("all", "approval_chain"):
-        print(asyncio.run(record()))
-    if which in ("all", "record_is_truth"):
-        print(asyncio.run(record_record_is_truth()))
-    if which in ("all", "search_attributes"):
-        print(asyncio.run(record_search_attributes()))
+    if len(sys.argv) != 2 or sys.argv[1] not in RECORDERS:
+        sys.exit(f"usage: python -m tests.workflows.record_histories {{{'|'.join(RECORDERS)}}}\n"
+                 "(each recorded history is made once, by the code that introduced it; do not re-record old ones)")
+    print(asyncio.run(RECORDERS[sys.argv[1]]()))
