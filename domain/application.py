@@ -34,6 +34,14 @@ class Signoff(Application):
         self._save(project)
         return project
 
+    def change_project(self, project_id: str | UUID, actor: str, reason: str, **parts: Any) -> Project:
+        """Replace the charter parts given (members, escalation_path, phases); record nothing when
+        nothing changes. Chains already running keep the approvers they resolved."""
+        project = self.get_project(project_id)
+        if project.change_charter(actor, reason, **parts):
+            self._save(project)
+        return project
+
     def get_project(self, project_id: str | UUID) -> Project:
         return self._get(as_uuid(project_id, "project"), "project", Project)
 

@@ -23,17 +23,48 @@ class Project(Aggregate):
     @classmethod
     def create(cls, name: str, members: list[dict[str, Any]], escalation_path: list[dict[str, Any]],
                phases: list[dict[str, Any]], created_by: str) -> "Project":
-        users = [m["user"] for m in members]
-        if len(users) != len(set(users)):
-            raise Invalid("each member may be listed once")
+        check_members(members)
         return cls(name=name, members=members, escalation_path=escalation_path, phases=phases,
                    created_by=created_by)
+
+    def change_charter(self, actor: str, reason: str, members: list[dict[str, Any]] | None = None,
+                       escalation_path: list[dict[str, Any]] | None = None,
+                       phases: list[dict[str, Any]] | None = None) -> bool:
+        """Replace the parts given (None keeps a part as it is); answer whether anything changed. A
+        change that changes nothing records nothing. Running chains keep the approvers they resolved;
+        whoever is no longer a member no longer sees the project, so can no longer decide."""
+        if members is not None:
+            check_members(members)
+        changed = {name: value for name, value in (("members", members), ("escalation_path", escalation_path),
+                                                   ("phases", phases))
+                   if value is not None and value != getattr(self, name)}
+        if not changed:
+            return False
+        self._charter_changed(actor=actor, reason=reason, **changed)
+        return True
+
+    @event("CharterChanged")
+    def _charter_changed(self, actor: str, reason: str, members: list[dict[str, Any]] | None = None,
+                         escalation_path: list[dict[str, Any]] | None = None,
+                         phases: list[dict[str, Any]] | None = None) -> None:
+        if members is not None:
+            self.members = members
+        if escalation_path is not None:
+            self.escalation_path = escalation_path
+        if phases is not None:
+            self.phases = phases
 
     def roles_of(self, user: str) -> set[str]:
         return roles_by_user(self.members).get(user, set())
 
     def is_member(self, user: str) -> bool:
         return user in roles_by_user(self.members)
+
+
+def check_members(members: list[dict[str, Any]]) -> None:
+    users = [m["user"] for m in members]
+    if len(users) != len(set(users)):
+        raise Invalid("each member may be listed once")
 
 
 def roles_by_user(members: list[dict[str, Any]]) -> dict[str, set[str]]:
