@@ -15,7 +15,7 @@ from domain.commands import (
 )
 from domain.deliverable_state import PolicyRef, Status, Verdict
 from domain.policy_spec import NAME_PATTERN, EscalationStep, PolicySpec
-from domain.text import IsoDate, Name, RoleName, UserId
+from domain.text import IsoDate, Name, RequiredText, RoleName, UserId
 
 ProjectId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
@@ -40,6 +40,23 @@ class ProjectCreate(Body):
     members: list[MemberIn] = Field(min_length=1, max_length=bounds.MAX_MEMBERS)
     escalation_path: list[EscalationStep] = Field(default_factory=list, max_length=bounds.MAX_ESCALATION_STEPS)
     phases: list[PhaseIn] = Field(default_factory=list, max_length=bounds.MAX_PHASES)
+
+
+class ProjectUpdate(Body):
+    """A charter change: each part given replaces the project's whole part; a part left out (or null)
+    stays as it is. The reason is recorded with the change."""
+
+    members: list[MemberIn] | None = Field(
+        default=None, min_length=1, max_length=bounds.MAX_MEMBERS,
+        description="The project's members from now on, each listed once",
+        examples=[[{"user": "alice", "roles": ["author"]}, {"user": "ethan", "roles": ["design-lead"]}]])
+    escalation_path: list[EscalationStep] | None = Field(
+        default=None, max_length=bounds.MAX_ESCALATION_STEPS,
+        description="Where stalled stages escalate from now on", examples=[[{"after": "P1D", "notify": ["pm"]}]])
+    phases: list[PhaseIn] | None = Field(default=None, max_length=bounds.MAX_PHASES,
+                                         description="The project's phases from now on",
+                                         examples=[[{"name": "Discovery", "planned_start": "2026-12-01"}]])
+    reason: RequiredText = Field(description="Why the charter changes", examples=["ethan takes over design from bob"])
 
 
 class ProjectPublic(BaseModel):

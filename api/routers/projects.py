@@ -5,7 +5,7 @@ from fastapi import APIRouter, Path, status
 
 from api.contract import problems
 from api.deps import CurrentUser, Svc, require_pmo_or_admin, visible_project
-from api.models import ProjectCreate, ProjectPublic
+from api.models import ProjectCreate, ProjectPublic, ProjectUpdate
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, ascending, paginate
 from domain.project import Project
 from store.views import project_summary
@@ -44,3 +44,22 @@ async def get_project(project_id: Annotated[str, Path(json_schema_extra={"format
     """One project, if the caller may see it."""
     return public(await asyncio.to_thread(visible_project, services, user, project_id))
 
+
+
+@router.patch("/{project_id}", response_model=ProjectPublic, responses=problems(403, 404, 409, 413, 422))
+async def update_project(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})], body: ProjectUpdate,
+                         user: CurrentUser, services: Svc) -> ProjectPublic:
+    """Change the project's charter (pmo or admin): replace its `members`, `escalation_path` or
+    `phases`, saying why. The change is recorded with who made it and why; a change that changes
+    nothing records nothing and answers the project as it is.
+
+    Chains already running keep the approvers they resolved when their stage opened; stages opened
+    later, reassignments and escalations use the new members. Someone no longer a member no longer
+    sees the project or its deliverables (404), so can no longer decide.
+
+    Rules the schema cannot say: each member is listed once (else 422)."""
+    require_pmo_or_admin(user)
+    await asyncio.to_thread(visible_project, services, user, project_id)
+    parts = body.model_dump(exclude={"reason"})
+    project = await asyncio.to_thread(services.store.change_project, project_id, user.user, body.reason, **parts)
+    return public(project)
