@@ -88,3 +88,7 @@ def error_types() -> dict[str, type[DomainError]]:
         found[cls.__name__] = cls
         pending.extend(cls.__subclasses__())
     return found
+
+
+class DependencyClosed(Conflict):
+    """The dependency is resolved or cancelled: nothing more happens to it."""
