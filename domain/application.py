@@ -142,6 +142,115 @@ class Signoff(Application):
         except IntegrityError as exc:
             raise ConcurrentChange("changed by someone else at the same moment; try again") from exc
 
+    # ---- dependencies -------------------------------------------------------------------------
+    # (imports local to this block, so that it stays one edit)
+    def open_dependency(self, cmd: Any, global_roles: frozenset[str] = frozenset()) -> Any:
+        """Open a dependency (an OpenDependency command); a retry under the same id answers it as it is."""
+        from domain.dependency import Dependency
+        from domain.errors import Invalid
+
+        uid = as_uuid(cmd.dependency_id, "dependency")
+        try:
+            return self._get(uid, "dependency", Dependency).to_state()
+        except NotFound:
+            pass
+        project = self.get_project(cmd.project_id)
+        providing = None
+        if cmd.providing_project_id is not None:
+            try:
+                providing = self.get_project(cmd.providing_project_id)
+            except NotFound:
+                raise Invalid(f"providing_project_id: no project {cmd.providing_project_id}",
+                              ("providing_project_id",)) from None
+        if cmd.needed_for is not None:
+            try:
+                needed_for = self._get(as_uuid(cmd.needed_for, "deliverable"), "deliverable", Deliverable)
+            except NotFound:
+                needed_for = None
+            if needed_for is None or needed_for.project_id != str(project.id):
+                raise Invalid(f"needed_for: no deliverable {cmd.needed_for} in the requesting project",
+                              ("needed_for",))
+        parties = self._dependency_parties(project, providing, global_roles)
+        dependency = Dependency.open(cmd, parties, project.escalation_path, uid)
+        check_not_expired(cmd.expires_at)  # last, so only the save itself can outlast the deadline
+        try:
+            self.save(dependency)
+        except IntegrityError:
+            return self._get(uid, "dependency", Dependency).to_state()
+        return dependency.to_state()
+
+    def change_dependency(self, cmd: Any, global_roles: frozenset[str] = frozenset()) -> Any:
+        """Acknowledge, progress, resolve, cancel, re-assign or fire a deadline, once; answer the state."""
+        from domain.dependency import Dependency
+
+        dependency = self._get(as_uuid(cmd.dependency_id, "dependency"), "dependency", Dependency)
+        if cmd.command_id in dependency.commands:
+            return dependency.to_state()  # recorded before: a repeat answers the record as it is now
+
+        @functools.cache
+        def parties() -> Any:
+            providing = dependency.providing_project_id
+            return self._dependency_parties(self.get_project(dependency.project_id),
+                                            self.get_project(providing) if providing else None, global_roles)
+
+        dependency.handle(cmd, parties)
+        check_not_expired(cmd.expires_at)
+        self._save(dependency)
+        return dependency.to_state()
+
+    def dependency_parties(self, dependency_id: str | UUID, global_roles: frozenset[str] = frozenset()) -> Any:
+        """Both projects' members as the dependency's rules see them (for the API's 404 and validators)."""
+        from domain.dependency import Dependency
+
+        dependency = self._get(as_uuid(dependency_id, "dependency"), "dependency", Dependency)
+        providing = dependency.providing_project_id
+        return self._dependency_parties(self.get_project(dependency.project_id),
+                                        self.get_project(providing) if providing else None, global_roles)
+
+    def dependency_watch(self, dependency_id: str | UUID) -> Any:
+        """What the dependency's watch keeps: its pending deadlines and the clock run they belong to."""
+        from domain.dependency import Dependency
+
+        return self._get(as_uuid(dependency_id, "dependency"), "dependency", Dependency).to_watch()
+
+    def get_dependency(self, dependency_id: str | UUID, as_of: datetime | None = None) -> Any:
+        from domain.dependency import Dependency
+
+        uid = as_uuid(dependency_id, "dependency")
+        if as_of is None:
+            return self._get(uid, "dependency", Dependency).to_state()
+        aggregate = None
+        for stored in self.events.get(uid):
+            if event_time(stored) > as_of:
+                break
+            aggregate = stored.mutate(aggregate)
+        if not isinstance(aggregate, Dependency):
+            raise NotFound(f"dependency {dependency_id} did not exist at {as_of.isoformat()}")
+        return aggregate.to_state()
+
+    def dependency_history(self, dependency_id: str | UUID) -> list[dict[str, Any]]:
+        from domain.dependency import Dependency
+
+        uid = as_uuid(dependency_id, "dependency")
+        events = list(self.events.get(uid))
+        if not events or not isinstance(events[0], Dependency.Opened):
+            raise NotFound(f"no dependency {dependency_id}")
+        extra = ("note", "percent", "reason", "owner", "told", "clock_started_at", "needed_by", "stall_after",
+                 "remind_before", "title")
+        entries = []
+        for stored in events:
+            entry = history_entry(stored, f"dependency-{uid}")
+            entry.update({k: stored.__dict__[k] for k in extra if k in stored.__dict__})
+            entries.append(entry)
+        return entries
+
+    @staticmethod
+    def _dependency_parties(project: Project, providing: Project | None, global_roles: frozenset[str]) -> Any:
+        from domain.dependency_rules import Parties
+
+        return Parties(requesting=project.members, providing=providing.members if providing else None,
+                       global_roles=frozenset(global_roles))
+
 
 def check_not_expired(expires_at: datetime | None) -> None:
     """A command whose caller has stopped waiting is never recorded, however late it arrives."""
