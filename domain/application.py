@@ -28,14 +28,14 @@ class Signoff(Application):
 
     # ---- projects -----------------------------------------------------------------------------
     def create_project(self, name: str, members: list[dict[str, Any]], escalation_path: list[dict[str, Any]],
-                       phases: list[dict[str, Any]], actor: str) -> Project:
+                       phases: list[dict[str, Any]], actor: str, calendar: dict[str, Any] | None = None) -> Project:
         project = Project.create(name=name, members=members, escalation_path=escalation_path, phases=phases,
-                                 created_by=actor)
+                                 created_by=actor, calendar=calendar)
         self._save(project)
         return project
 
     def change_project(self, project_id: str | UUID, actor: str, reason: str, **parts: Any) -> Project:
-        """Replace the charter parts given (members, escalation_path, phases); record nothing when
+        """Replace the charter parts given (members, escalation_path, phases, calendar); record nothing when
         nothing changes. Chains already running keep the approvers they resolved."""
         project = self.get_project(project_id)
         if project.change_charter(actor, reason, **parts):
@@ -78,7 +78,7 @@ class Signoff(Application):
         except NotFound:
             pass
         project = self.get_project(cmd.project_id)
-        deliverable = Deliverable.submit(cmd, project.members, project.escalation_path, uid)
+        deliverable = Deliverable.submit(cmd, project.members, project.escalation_path, uid, project.calendar)
         check_not_expired(cmd.expires_at)  # last, so only the save itself can outlast the deadline
         try:
             self.save(deliverable)
@@ -91,7 +91,8 @@ class Signoff(Application):
         deliverable: Deliverable = self._get(as_uuid(cmd.deliverable_id, "deliverable"), "deliverable", Deliverable)
         if cmd.command_id in deliverable.commands:
             return deliverable.to_view()  # recorded before: a repeat answers the record as it is now
-        deliverable.handle(cmd, functools.cache(lambda: self.get_project(deliverable.project_id).members))
+        project = functools.cache(lambda: self.get_project(deliverable.project_id))
+        deliverable.handle(cmd, lambda: project().members, lambda: project().calendar)
         check_not_expired(cmd.expires_at)  # last, so only the save itself can outlast the deadline
         self._save(deliverable)
         return deliverable.to_view()
@@ -266,7 +267,7 @@ def event_time(stored: Any) -> datetime:
 
 HISTORY_FIELDS = ("actor", "on_behalf_of", "revision", "comment", "verdict", "stage_index", "reason", "level",
                   "notified", "granted", "approvers", "uri", "sha256", "note", "number", "to", "index",
-                  "command_id")
+                  "command_id", "deadlines", "calendar", "holidays_version")
 
 
 def history_entry(stored: Any, correlation: str) -> dict[str, Any]:

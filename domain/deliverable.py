@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import Any
 
+import holidays
 from eventsourcing.domain import Aggregate, event
 
 from domain import rules
@@ -23,6 +24,7 @@ from domain.commands import (
     SubmitRevision,
     Withdraw,
 )
+from domain.calendar import Calendar
 from domain.deadlines import escalation_steps, stage_deadlines
 from domain.deliverable_state import (
     ChainView,
@@ -32,6 +34,7 @@ from domain.deliverable_state import (
     PolicyRef,
     RevisionView,
     StageView,
+    earliest_pending,
 )
 from domain.errors import Invalid
 from domain.project import resolve_people, roles_by_user
@@ -41,6 +44,13 @@ Members = list[dict[str, Any]]
 # The project's members, read only by a command that needs them (one that opens a stage, names
 # people or escalates): most decisions do not, and are spared a load of the project.
 MembersOf = Callable[[], Members]
+# The project's calendar (a dict of `Calendar`, None for wall time), read the same way: only when a
+# stage opens, so its deadlines are computed, and recorded, when they are set.
+CalendarOf = Callable[[], dict[str, Any] | None]
+
+
+def no_calendar() -> None:
+    return None
 
 
 def utcnow() -> datetime:
@@ -101,33 +111,33 @@ class Deliverable(Aggregate):
 
     @classmethod
     def submit(cls, cmd: SubmitDeliverable, members: Members, escalation_path: list[dict[str, Any]],
-               deliverable_id: Any) -> "Deliverable":
+               deliverable_id: Any, calendar: dict[str, Any] | None = None) -> "Deliverable":
         check_policy_fits(cmd.policy, members, cmd.actor)
         deliverable = cls._create(cls.Submitted, id=deliverable_id, project_id=cmd.project_id, title=cmd.title,
                                   submitter=cmd.actor, policy=cmd.policy, escalation_path=escalation_path,
                                   revision=cmd.revision.model_dump(), command_id=cmd.command_id,
                                   at=utcnow().isoformat())
-        deliverable._open_stage(0, members, cmd.actor)
+        deliverable._open_stage(0, members, cmd.actor, calendar)
         return deliverable
 
     # ---- commands ---------------------------------------------------------------------------
-    def handle(self, cmd: ChainCommand, members: MembersOf) -> None:
+    def handle(self, cmd: ChainCommand, members: MembersOf, calendar: CalendarOf = no_calendar) -> None:
         """Apply a command to the chain; one already held changes nothing."""
         if cmd.command_id in self.commands:
             return
         match cmd:
             case Decide():
-                self.decide(cmd, members)
+                self.decide(cmd, members, calendar)
             case SubmitRevision():
-                self.submit_revision(cmd, members)
+                self.submit_revision(cmd, members, calendar)
             case Withdraw():
                 self.withdraw(cmd)
             case Reassign():
-                self.reassign(cmd, members)
+                self.reassign(cmd, members, calendar)
             case FireDeadline():
                 self.fire_deadline(cmd, members)
 
-    def decide(self, cmd: Decide, members: MembersOf) -> None:
+    def decide(self, cmd: Decide, members: MembersOf, calendar: CalendarOf = no_calendar) -> None:
         rules.check(self.to_view(), cmd)
         stage = self.stage
         assert stage is not None
@@ -142,21 +152,21 @@ class Deliverable(Aggregate):
         elif cmd.verdict == "request_changes":
             self._request_changes(stage_index=stage.index, actor=cmd.actor, at=utcnow().isoformat())
         elif granted_only or stage_passes(stage.rule, stage.n, stage.approvers, stage.approvals):
-            self._advance(members, cmd.actor)
+            self._advance(members, cmd.actor, calendar)
 
-    def submit_revision(self, cmd: SubmitRevision, members: MembersOf) -> None:
+    def submit_revision(self, cmd: SubmitRevision, members: MembersOf, calendar: CalendarOf = no_calendar) -> None:
         rules.check(self.to_view(), cmd)
         self._record_revision(number=len(self.revisions) + 1, uri=cmd.uri, sha256=cmd.sha256, note=cmd.note,
                               actor=cmd.actor, command_id=cmd.command_id, at=utcnow().isoformat())
         stage_index = self.stage.index if self.stage else 0
         resume = self.policy["on_revision"] == "resume" and self.status == "changes_requested"
-        self._open_stage(stage_index if resume else 0, members(), cmd.actor)
+        self._open_stage(stage_index if resume else 0, members(), cmd.actor, calendar())
 
     def withdraw(self, cmd: Withdraw) -> None:
         rules.check(self.to_view(), cmd)
         self._withdraw(actor=cmd.actor, reason=cmd.reason, command_id=cmd.command_id, at=utcnow().isoformat())
 
-    def reassign(self, cmd: Reassign, members: MembersOf) -> None:
+    def reassign(self, cmd: Reassign, members: MembersOf, calendar: CalendarOf = no_calendar) -> None:
         rules.check(self.to_view(), cmd)
         rules.check_members(cmd.approvers, members())
         assert self.stage is not None
@@ -164,7 +174,7 @@ class Deliverable(Aggregate):
                        reason=cmd.reason, command_id=cmd.command_id, at=utcnow().isoformat())
         stage = self.stage
         if stage_passes(stage.rule, stage.n, stage.approvers, stage.approvals):
-            self._advance(members, cmd.actor)
+            self._advance(members, cmd.actor, calendar)
 
     def fire_deadline(self, cmd: FireDeadline, members: MembersOf) -> None:
         """A stage deadline fell due: remind, escalate or mark the SLA breached, once."""
@@ -189,26 +199,32 @@ class Deliverable(Aggregate):
                            command_id=cmd.command_id, at=at)
 
     # ---- internal transitions -----------------------------------------------------------------
-    def _advance(self, members: MembersOf, actor: str) -> None:
+    def _advance(self, members: MembersOf, actor: str, calendar: CalendarOf = no_calendar) -> None:
         assert self.stage is not None
         index = self.stage.index
         self._pass_stage(stage_index=index, actor=actor, at=utcnow().isoformat())
         if index + 1 < len(self.policy["stages"]):
-            self._open_stage(index + 1, members(), actor)
+            self._open_stage(index + 1, members(), actor, calendar())
         else:
             self._approve(actor=actor, at=utcnow().isoformat())
 
-    def _open_stage(self, index: int, members: Members, actor: str) -> None:
+    def _open_stage(self, index: int, members: Members, actor: str, calendar: dict[str, Any] | None = None) -> None:
+        """Open a stage with its deadlines computed now, on the project's calendar of now. The event
+        records that calendar and the `holidays` version, so history shows why a deadline fell when it did."""
         spec = self.policy["stages"][index]
         opened = utcnow()
+        counted_on = Calendar.model_validate(calendar) if calendar is not None else None
+        extra = {} if calendar is None else {"calendar": calendar, "holidays_version": holidays.__version__}
         self._record_stage_opened(index=index, approvers=stage_approvers(spec, members, self.submitter),
-                                  deadlines=stage_deadlines(spec, self.escalation_path, opened),
-                                  actor=actor, at=opened.isoformat())
+                                  deadlines=stage_deadlines(spec, self.escalation_path, opened, counted_on),
+                                  actor=actor, at=opened.isoformat(), **extra)
 
     # ---- events -----------------------------------------------------------------------------
     @event("StageOpened")
     def _record_stage_opened(self, index: int, approvers: list[str], deadlines: list[dict[str, Any]], actor: str,
-                             at: str) -> None:
+                             at: str, calendar: dict[str, Any] | None = None,
+                             holidays_version: str | None = None) -> None:
+        # calendar, holidays_version: what the deadlines were counted on (absent: wall time).
         spec = self.policy["stages"][index]
         # Stages from this one on are open again (a restart or resume): their people are current.
         self.closed_stages = {i: people for i, people in self.closed_stages.items() if i < index}
@@ -319,7 +335,11 @@ class Deliverable(Aggregate):
             status=self.status, revision=len(self.revisions), revisions=self.revisions, stage=self.stage,
             stages=[s["name"] for s in self.policy["stages"]], decisions=self.decisions,
             escalations=self.escalations, created_at=self.created_at, updated_at=self.updated_at,
-            version=self.version)
+            version=self.version, next_deadline=self._next_deadline())
+
+    def _next_deadline(self) -> dict[str, Any] | None:
+        due = earliest_pending(self.stage)
+        return None if due is None else {"kind": due.kind, "level": due.level, "due_at": due.due_at}
 
     def to_view(self) -> ChainView:
         former = unique([p for people in self.closed_stages.values() for p in people])

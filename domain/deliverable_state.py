@@ -28,6 +28,14 @@ class Deadline(Value):
     done: bool = False
 
 
+class NextDeadline(Value):
+    """The open stage's earliest pending deadline."""
+
+    kind: Literal["reminder", "escalation", "sla"]
+    level: int
+    due_at: datetime
+
+
 class StageView(Value):
     index: int
     name: str
@@ -119,15 +127,20 @@ class ChainView(BaseModel):
         return self.status in FINAL_STATUSES
 
     def next_deadline(self, fired: frozenset[str] = frozenset()) -> Deadline | None:
-        if self.stage is None or not self.stage.open:
-            return None
-        pending = [d for d in self.stage.deadlines if not d.done and self.deadline_id(d) not in fired]
-        return min(pending, key=lambda d: d.due_at) if pending else None
+        return earliest_pending(self.stage, lambda d: self.deadline_id(d) not in fired)
 
     def deadline_id(self, deadline: Deadline) -> str:
         """One name per deadline of one opening of a stage."""
         assert self.stage is not None
         return f"deadline:{self.stage.index}:{self.stage.opened_at.isoformat()}:{deadline.kind}:{deadline.level}"
+
+
+def earliest_pending(stage: StageView | None, wanted: Any = lambda d: True) -> Deadline | None:
+    """The open stage's earliest deadline not yet done (and `wanted`); None when it has none."""
+    if stage is None or not stage.open:
+        return None
+    pending = [d for d in stage.deadlines if not d.done and wanted(d)]
+    return min(pending, key=lambda d: d.due_at) if pending else None
 
 
 class DeliverableState(BaseModel):
@@ -146,3 +159,6 @@ class DeliverableState(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+    next_deadline: NextDeadline | None = Field(
+        default=None, description="The open stage's earliest pending deadline (null when none); its due time was "
+                                  "computed when the stage opened, on the project's calendar if it has one")

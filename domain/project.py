@@ -1,4 +1,5 @@
-"""The Project aggregate: who works on it, in which project roles, and where stalled work escalates."""
+"""The Project aggregate: who works on it, in which project roles, where stalled work escalates, and
+the business calendar its deadlines count in (a dict of `domain.calendar.Calendar`; None: wall time)."""
 
 from typing import Any
 
@@ -13,30 +14,33 @@ GLOBAL_ROLES = frozenset({"admin", "pmo"})
 class Project(Aggregate):
     @event("Created")
     def __init__(self, name: str, members: list[dict[str, Any]], escalation_path: list[dict[str, Any]],
-                 phases: list[dict[str, Any]], created_by: str) -> None:
+                 phases: list[dict[str, Any]], created_by: str, calendar: dict[str, Any] | None = None) -> None:
         self.name = name
         self.members = members
         self.escalation_path = escalation_path
         self.phases = phases
         self.created_by = created_by
+        # Projects created before calendars replay their Created event without one: wall time.
+        self.calendar = calendar
 
     @classmethod
     def create(cls, name: str, members: list[dict[str, Any]], escalation_path: list[dict[str, Any]],
-               phases: list[dict[str, Any]], created_by: str) -> "Project":
+               phases: list[dict[str, Any]], created_by: str, calendar: dict[str, Any] | None = None) -> "Project":
         check_members(members)
         return cls(name=name, members=members, escalation_path=escalation_path, phases=phases,
-                   created_by=created_by)
+                   created_by=created_by, calendar=calendar)
 
     def change_charter(self, actor: str, reason: str, members: list[dict[str, Any]] | None = None,
                        escalation_path: list[dict[str, Any]] | None = None,
-                       phases: list[dict[str, Any]] | None = None) -> bool:
+                       phases: list[dict[str, Any]] | None = None,
+                       calendar: dict[str, Any] | None = None) -> bool:
         """Replace the parts given (None keeps a part as it is); answer whether anything changed. A
         change that changes nothing records nothing. Running chains keep the approvers they resolved;
         whoever is no longer a member no longer sees the project, so can no longer decide."""
         if members is not None:
             check_members(members)
         changed = {name: value for name, value in (("members", members), ("escalation_path", escalation_path),
-                                                   ("phases", phases))
+                                                   ("phases", phases), ("calendar", calendar))
                    if value is not None and value != getattr(self, name)}
         if not changed:
             return False
@@ -46,13 +50,16 @@ class Project(Aggregate):
     @event("CharterChanged")
     def _charter_changed(self, actor: str, reason: str, members: list[dict[str, Any]] | None = None,
                          escalation_path: list[dict[str, Any]] | None = None,
-                         phases: list[dict[str, Any]] | None = None) -> None:
+                         phases: list[dict[str, Any]] | None = None,
+                         calendar: dict[str, Any] | None = None) -> None:
         if members is not None:
             self.members = members
         if escalation_path is not None:
             self.escalation_path = escalation_path
         if phases is not None:
             self.phases = phases
+        if calendar is not None:
+            self.calendar = calendar
 
     def roles_of(self, user: str) -> set[str]:
         return roles_by_user(self.members).get(user, set())
