@@ -7,13 +7,14 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain import bounds
+from domain.calendar import Calendar
 from domain.commands import (
     DecisionFields,
     ReassignmentFields,
     RevisionFields,
     WithdrawalFields,
 )
-from domain.deliverable_state import PolicyRef, Status, Verdict
+from domain.deliverable_state import Deadline, PolicyRef, Status, Verdict
 from domain.policy_spec import NAME_PATTERN, EscalationStep, PolicySpec
 from domain.text import IsoDate, Name, RequiredText, RoleName, UserId
 
@@ -35,11 +36,17 @@ class PhaseIn(Body):
     planned_end: IsoDate | None = None
 
 
+CALENDAR_DOC = ("The project's business calendar: with one, every duration its stages use (sla, reminders, "
+                "escalation `after`) counts working time (`P1D` one working day, `PT4H` four working hours); "
+                "without one, wall time")
+
+
 class ProjectCreate(Body):
     name: Name = Field(description="The project's name", examples=["Northwind website relaunch"])
     members: list[MemberIn] = Field(min_length=1, max_length=bounds.MAX_MEMBERS)
     escalation_path: list[EscalationStep] = Field(default_factory=list, max_length=bounds.MAX_ESCALATION_STEPS)
     phases: list[PhaseIn] = Field(default_factory=list, max_length=bounds.MAX_PHASES)
+    calendar: Calendar | None = Field(default=None, description=CALENDAR_DOC)
 
 
 class ProjectUpdate(Body):
@@ -56,6 +63,7 @@ class ProjectUpdate(Body):
     phases: list[PhaseIn] | None = Field(default=None, max_length=bounds.MAX_PHASES,
                                          description="The project's phases from now on",
                                          examples=[[{"name": "Discovery", "planned_start": "2026-12-01"}]])
+    calendar: Calendar | None = Field(default=None, description=CALENDAR_DOC + "; stages opened from now on use it")
     reason: RequiredText = Field(description="Why the charter changes", examples=["ethan takes over design from bob"])
 
 
@@ -65,6 +73,7 @@ class ProjectPublic(BaseModel):
     members: list["MemberOut"]
     escalation_path: list[EscalationStep] = []
     phases: list["PhaseOut"] = []
+    calendar: Calendar | None = Field(default=None, description="The business calendar, null: wall time")
     created_by: str | None = None
     created_at: datetime
 
@@ -173,6 +182,12 @@ class HistoryEntry(BaseModel):
     note: str | None = None
     number: int | None = Field(default=None, description="The revision submitted (RevisionSubmitted)")
     command_id: str | None = None
+    deadlines: list[Deadline] | None = Field(default=None, description="The stage's deadlines as computed when it "
+                                                                        "opened (StageOpened)")
+    calendar: Calendar | None = Field(default=None, description="The project calendar the deadlines were counted "
+                                                                "on (StageOpened; absent: wall time)")
+    holidays_version: str | None = Field(default=None, description="The `holidays` package version that calendar's "
+                                                                   "public holidays came from")
 
 
 ProjectPublic.model_rebuild()

@@ -21,6 +21,8 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 CLOCK_PATTERN = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
 MAX_CODE_CHARS = 10  # the holidays package's codes are 2-3 letters (subdivisions up to ~6)
 MAX_TIMEZONE_CHARS = 64
+# What the published schema says of a time zone name (a zoneinfo key); whether it is known, only the check can.
+TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2}$"
 
 
 def _clock(text: str) -> tuple[int, int]:
@@ -34,16 +36,19 @@ class Calendar(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timezone: str = Field(max_length=MAX_TIMEZONE_CHARS, examples=["Europe/Berlin"],
-                          description="IANA time zone name; working days and hours are local to it")
+                          description="IANA time zone name; working days and hours are local to it",
+                          json_schema_extra={"pattern": TIMEZONE_PATTERN})
     country: str | None = Field(default=None, max_length=MAX_CODE_CHARS, examples=["DE"],
                                 description="country code of the `holidays` package: its public holidays are not working days")
     subdivision: str | None = Field(default=None, max_length=MAX_CODE_CHARS, examples=["BE"],
                                     description="subdivision code of the `holidays` package within `country` (a state, a canton)")
     working_days: tuple[Weekday, ...] = Field(default=("mon", "tue", "wed", "thu", "fri"), min_length=1, max_length=7,
-                                              description="the days of the week that are working days, each once")
+                                              description="the days of the week that are working days, each once",
+                                              json_schema_extra={"uniqueItems": True})
     working_hours: tuple[str, str] = Field(default=("09:00", "17:00"), examples=[["09:00", "17:00"]],
                                            description="local start and end of the working hours, HH:MM, start before end "
-                                                       "(the end may be 24:00)")
+                                                       "(the end may be 24:00)",
+                                           json_schema_extra={"prefixItems": [{"type": "string", "pattern": CLOCK_PATTERN}] * 2})
 
     @field_validator("timezone")
     @classmethod

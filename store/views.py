@@ -62,7 +62,7 @@ def deliverable_summary(state: Any) -> dict[str, Any]:
 def project_summary(project: Project) -> dict[str, Any]:
     return {"id": str(project.id), "name": project.name, "members": project.members,
             "escalation_path": project.escalation_path, "phases": project.phases,
-            "created_by": project.created_by, "created_at": project.created_on.isoformat()}
+            "calendar": project.calendar, "created_by": project.created_by, "created_at": project.created_on.isoformat()}
 
 
 class ReadModel:

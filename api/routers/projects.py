@@ -20,13 +20,15 @@ def public(project: Project) -> ProjectPublic:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectPublic,
              responses=problems(403, 413, 422))
 async def create_project(body: ProjectCreate, user: CurrentUser, services: Svc) -> ProjectPublic:
-    """Create a project with its members, their project roles and its escalation path (pmo or admin).
+    """Create a project with its members, their project roles, its escalation path and, optionally, its
+    business calendar (pmo or admin).
 
     Rules the schema cannot say: each member is listed once (else 422)."""
     require_pmo_or_admin(user)
     data = body.model_dump()
+    calendar = body.calendar.model_dump(mode="json") if body.calendar else None
     project = await asyncio.to_thread(services.store.create_project, data["name"], data["members"],
-                                      data["escalation_path"], data["phases"], user.user)
+                                      data["escalation_path"], data["phases"], user.user, calendar)
     return public(project)
 
 
@@ -50,7 +52,7 @@ async def get_project(project_id: Annotated[str, Path(json_schema_extra={"format
 async def update_project(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})], body: ProjectUpdate,
                          user: CurrentUser, services: Svc) -> ProjectPublic:
     """Change the project's charter (pmo or admin): replace its `members`, `escalation_path` or
-    `phases`, saying why. The change is recorded with who made it and why; a change that changes
+    `phases` or `calendar`, saying why. The change is recorded with who made it and why; a change that changes
     nothing records nothing and answers the project as it is.
 
     Chains already running keep the approvers they resolved when their stage opened; stages opened
@@ -60,6 +62,7 @@ async def update_project(project_id: Annotated[str, Path(json_schema_extra={"for
     Rules the schema cannot say: each member is listed once (else 422)."""
     require_pmo_or_admin(user)
     await asyncio.to_thread(visible_project, services, user, project_id)
-    parts = body.model_dump(exclude={"reason"})
+    parts = body.model_dump(exclude={"reason", "calendar"})
+    parts["calendar"] = body.calendar.model_dump(mode="json") if body.calendar else None
     project = await asyncio.to_thread(services.store.change_project, project_id, user.user, body.reason, **parts)
     return public(project)

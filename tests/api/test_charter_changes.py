@@ -88,7 +88,8 @@ async def test_invalid_changes_are_422_and_record_nothing(api):
                       ({"members": MEMBERS, "reason": ""}, ["body", "reason"]),
                       ({"members": [], "reason": "empty"}, ["body", "members"]),
                       ({"name": "Renamed", "reason": "no such part"}, ["body", "name"]),
-                      ({"calendar": {"timezone": "Europe/Berlin"}, "reason": "not yet"}, ["body", "calendar"])]:
+                      ({"calendar": {"timezone": "Europe/Berlin", "country": "XX"}, "reason": "typo"},
+                       ["body", "calendar", "country"])]:
         r = await patch(api, project_id, body)
         assert r.status_code == 422, (body, r.text)
         assert r.json()["errors"][0]["loc"] == loc, (body, r.json())
