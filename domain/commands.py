@@ -22,17 +22,24 @@ class Fields(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class Command(Fields):
-    """Who asks, about which deliverable, under which id, and until when it may be recorded."""
+class Envelope(Fields):
+    """Who asks, under which id, and until when it may be recorded: what every command carries
+    besides its subject's id."""
 
     actor: str
-    # The chain's workflow fills both in from its own id and the Update's id: the ids it records
-    # under stay the same across task retries, and a command can name no other deliverable.
-    deliverable_id: str = ""
+    # The subject's workflow fills it in from the Update's id: the id it records under stays the
+    # same across task retries.
     command_id: str = ""
     # Past this moment the command is never recorded: a caller who gave up waiting (503) can rely
     # on a command not yet taken up never being applied later.
     expires_at: datetime | None = None
+
+
+class Command(Envelope):
+    """A command to one deliverable's approval chain."""
+
+    # Filled in by the chain's workflow from its own id: a command can name no other deliverable.
+    deliverable_id: str = ""
 
 
 class RevisionFields(Fields):

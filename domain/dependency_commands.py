@@ -11,18 +11,15 @@ from typing import Literal
 from pydantic import Field, StrictInt, field_validator, model_validator
 
 from domain import bounds
-from domain.commands import SYSTEM_ACTOR, Fields
+from domain.commands import SYSTEM_ACTOR, Envelope, Fields
 from domain.policy_spec import DURATION, EscalationStep
 from domain.text import Name, RequiredText, RoleName, Text, UserId
 
 
-class DependencyCommand(Fields):
-    """Who asks, about which dependency, under which id, and until when it may be recorded."""
+class DependencyCommand(Envelope):
+    """A command to one dependency."""
 
-    actor: str
     dependency_id: str = ""
-    command_id: str = ""
-    expires_at: datetime | None = None
 
 
 class Owner(Fields):
