@@ -256,3 +256,11 @@ async def test_no_worker_means_503_not_a_hang(temporal_env, tmp_path):
         r = await api.submit(project_id, policy, headers={"Idempotency-Key": "k1"})
         assert r.status_code == 503 and r.headers["content-type"] == PROBLEM
         assert "Idempotency-Key" in r.json()["detail"]
+
+
+async def test_a_submission_and_its_idempotent_replay_both_say_where_it_is(api):
+    project_id, policy = await api.project(), await api.policy()
+    first = await api.submit(project_id, policy, headers={"Idempotency-Key": "brief-9"})
+    again = await api.submit(project_id, policy, headers={"Idempotency-Key": "brief-9"})
+    assert first.status_code == again.status_code == 201
+    assert first.headers["location"] == again.headers["location"] == f"/api/deliverables/{first.json()['id']}"
