@@ -61,6 +61,8 @@ async def recording_chain(spec: dict[str, Any], **chain_fields: Any) -> AsyncIte
 async def save(handle: Any, name: str) -> Path:
     await handle.result()
     path = HISTORIES / f"{name}.json"
+    if path.exists():  # the old file is what running chains of its time did: a new one needs a new name
+        raise SystemExit(f"{path} exists; record a new history under a new name, never over an old one")
     path.write_text((await handle.fetch_history()).to_json())
     return path
 
