@@ -84,7 +84,7 @@ def fuzz(base_url: str, users: dict[str, dict[str, str]]) -> list[str]:
         for name, headers in users.items():
             @given(case=operation.as_strategy().map(whole_numbers_as_integers).map(no_made_up_cursor).filter(sayable))
             @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
             def check(case):  # noqa: ANN001
                 case.call_and_validate(base_url=base_url, headers=headers, checks=checks)
 

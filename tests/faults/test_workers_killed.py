@@ -15,7 +15,7 @@ from tests.faults.topology import Topology, production_topology
 COMMAND_TIMEOUT = 4.0
 CLIENTS, CHAINS = 8, 30
 STEPS = ["bob", "carol", "dan", "sam"]  # tests/builders.py STANDARD: design any, engineering 2 of 3, sponsor
-MARK = "KILL-ME"  # a decision whose comment holds it kills the worker that records it (workflows/faults.py)
+MARK = "KILL-ME"  # a decision whose comment holds it kills the worker that records it (tests/fault_worker.py)
 PACE = 0.2  # between one client's requests, so the stream lasts through the faults
 MAX_ATTEMPTS = 15
 

@@ -192,7 +192,7 @@ class Topology:
 @asynccontextmanager
 async def production_topology(tmp: Path, event_store: str, workers: int = 2, faults: str = "",
                               **settings: Any) -> AsyncIterator[Topology]:
-    """Temporal, `workers` workers (with `faults` armed, see workflows/faults.py) and the API, all up."""
+    """Temporal, `workers` workers (with `faults` armed, see tests/fault_worker.py) and the API, all up."""
     topology = Topology(tmp, event_store, workers, **settings)
     try:
         await topology.start(faults)
