@@ -26,6 +26,7 @@ from domain.dependency_commands import (
 )
 from domain.dependency_rules import Parties, grant_people, notify_people, owner_holders
 from domain.dependency_state import (
+from domain.quorum import unique
     Clock,
     DependencyState,
     EscalationEntry,
@@ -125,7 +126,7 @@ class Dependency(Aggregate):
         elif cmd.kind == "stall":
             people = parties()
             self._stall(clock_started_at=self.clock.started_at.isoformat(),
-                        told=_unique([*owner_holders(self.owner, people.owners_project), self.created_by]),
+                        told=unique([*owner_holders(self.owner, people.owners_project), self.created_by]),
                         command_id=cmd.command_id, at=at)
         elif cmd.kind == "escalation":
             step = self.escalation[cmd.level - 1]
@@ -227,7 +228,3 @@ class Dependency(Aggregate):
     def to_watch(self) -> WatchView:
         return WatchView(id=str(self.id), status=self.status, clock_started_at=self.clock.started_at,
                          deadlines=pending_deadlines(self.schedule), version=self.version)
-
-
-def _unique(people: list[str]) -> list[str]:
-    return [p for i, p in enumerate(people) if p not in people[:i]]

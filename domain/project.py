@@ -71,7 +71,7 @@ class Project(Aggregate):
 def check_members(members: list[dict[str, Any]]) -> None:
     users = [m["user"] for m in members]
     if len(users) != len(set(users)):
-        raise Invalid("each member may be listed once")
+        raise Invalid("each member may be listed once", ("members",))
 
 
 def roles_by_user(members: list[dict[str, Any]]) -> dict[str, set[str]]:
