@@ -26,7 +26,6 @@ from domain.dependency_commands import (
 )
 from domain.dependency_rules import Parties, grant_people, notify_people, owner_holders
 from domain.dependency_state import (
-from domain.quorum import unique
     Clock,
     DependencyState,
     EscalationEntry,
@@ -36,6 +35,7 @@ from domain.quorum import unique
     next_deadline,
     pending_deadlines,
 )
+from domain.quorum import unique
 
 # The parties, read only by a command that needs them: most do.
 PartiesOf = Callable[[], Parties]
