@@ -147,14 +147,34 @@ class Signoff(Application):
     # (imports local to this block, so that it stays one edit)
     def open_dependency(self, cmd: Any, global_roles: frozenset[str] = frozenset()) -> Any:
         """Open a dependency (an OpenDependency command); a retry under the same id answers it as it is."""
+        return self.opened_dependency(cmd, global_roles).to_state()
+
+    def opened_dependency(self, cmd: Any, global_roles: frozenset[str] = frozenset()) -> Any:
+        """The Dependency aggregate `cmd` opened, now or by an earlier attempt under the same id."""
         from domain.dependency import Dependency
-        from domain.errors import Invalid
 
         uid = as_uuid(cmd.dependency_id, "dependency")
         try:
-            return self._get(uid, "dependency", Dependency).to_state()
+            return self._get(uid, "dependency", Dependency)
         except NotFound:
             pass
+        dependency = self._opening(cmd, global_roles)
+        check_not_expired(cmd.expires_at)  # last, so only the save itself can outlast the deadline
+        try:
+            self.save(dependency)
+        except IntegrityError:
+            return self._get(uid, "dependency", Dependency)
+        return dependency
+
+    def check_dependency_opening(self, cmd: Any, global_roles: frozenset[str] = frozenset()) -> None:
+        """Raise why `open_dependency(cmd)` would be refused, recording nothing: the API asks before
+        it starts a watch, so a refusal leaves no trace in Temporal either."""
+        self._opening(cmd, global_roles)
+
+    def _opening(self, cmd: Any, global_roles: frozenset[str]) -> Any:
+        from domain.dependency import Dependency
+        from domain.errors import Invalid
+
         project = self.get_project(cmd.project_id)
         providing = None
         if cmd.providing_project_id is not None:
@@ -171,33 +191,46 @@ class Signoff(Application):
             if needed_for is None or needed_for.project_id != str(project.id):
                 raise Invalid(f"needed_for: no deliverable {cmd.needed_for} in the requesting project",
                               ("needed_for",))
-        parties = self._dependency_parties(project, providing, global_roles)
-        dependency = Dependency.open(cmd, parties, project.escalation_path, uid)
-        check_not_expired(cmd.expires_at)  # last, so only the save itself can outlast the deadline
-        try:
-            self.save(dependency)
-        except IntegrityError:
-            return self._get(uid, "dependency", Dependency).to_state()
-        return dependency.to_state()
+        parties = self._dependency_parties(project, providing, global_roles | frozenset(cmd.actor_roles))
+        return Dependency.open(cmd, parties, project.escalation_path, as_uuid(cmd.dependency_id, "dependency"),
+                               project.calendar)
 
     def change_dependency(self, cmd: Any, global_roles: frozenset[str] = frozenset()) -> Any:
         """Acknowledge, progress, resolve, cancel, re-assign or fire a deadline, once; answer the state."""
+        return self.changed_dependency(cmd, global_roles).to_state()
+
+    def changed_dependency(self, cmd: Any, global_roles: frozenset[str] = frozenset()) -> Any:
+        """The Dependency aggregate with `cmd` recorded (a repeat records nothing)."""
+        from domain.dependency import Dependency
+
+        dependency = self._changed_dependency(cmd, global_roles)
+        if dependency is None:  # recorded before: a repeat answers the record as it is
+            return self._get(as_uuid(cmd.dependency_id, "dependency"), "dependency", Dependency)
+        check_not_expired(cmd.expires_at)
+        self._save(dependency)
+        return dependency
+
+    def check_dependency_change(self, cmd: Any, global_roles: frozenset[str] = frozenset()) -> None:
+        """Raise why `change_dependency(cmd)` would be refused, recording nothing."""
+        self._changed_dependency(cmd, global_roles)
+
+    def _changed_dependency(self, cmd: Any, global_roles: frozenset[str]) -> Any:
+        """The dependency with `cmd` applied and not saved; None when it holds the command already."""
         from domain.dependency import Dependency
 
         dependency = self._get(as_uuid(cmd.dependency_id, "dependency"), "dependency", Dependency)
-        if cmd.command_id in dependency.commands:
-            return dependency.to_state()  # recorded before: a repeat answers the record as it is now
+        if cmd.command_id and cmd.command_id in dependency.commands:
+            return None
 
         @functools.cache
         def parties() -> Any:
             providing = dependency.providing_project_id
             return self._dependency_parties(self.get_project(dependency.project_id),
-                                            self.get_project(providing) if providing else None, global_roles)
+                                            self.get_project(providing) if providing else None,
+                                            global_roles | frozenset(cmd.actor_roles))
 
         dependency.handle(cmd, parties)
-        check_not_expired(cmd.expires_at)
-        self._save(dependency)
-        return dependency.to_state()
+        return dependency
 
     def dependency_parties(self, dependency_id: str | UUID, global_roles: frozenset[str] = frozenset()) -> Any:
         """Both projects' members as the dependency's rules see them (for the API's 404 and validators)."""
@@ -236,8 +269,8 @@ class Signoff(Application):
         events = list(self.events.get(uid))
         if not events or not isinstance(events[0], Dependency.Opened):
             raise NotFound(f"no dependency {dependency_id}")
-        extra = ("note", "percent", "reason", "owner", "told", "clock_started_at", "needed_by", "stall_after",
-                 "remind_before", "title")
+        extra = ("note", "percent", "reason", "owner", "told", "clock_started_at", "due_at", "needed_by",
+                 "stall_after", "remind_before", "title")
         entries = []
         for stored in events:
             entry = history_entry(stored, f"dependency-{uid}")

@@ -7,13 +7,17 @@ or escalation deadline of a run that has since restarted is a no-op, and so is a
 is not pending (fired before, or on a closed dependency).
 """
 
+import functools
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import holidays
 from eventsourcing.domain import Aggregate, event
 
 from domain import dependency_rules
+from domain.calendar import Calendar
 from domain.dependency_commands import (
     Acknowledge,
     Cancel,
@@ -41,6 +45,12 @@ from domain.quorum import unique
 PartiesOf = Callable[[], Parties]
 
 
+@functools.lru_cache(maxsize=256)
+def _calendar(text: str) -> Calendar:
+    # Validating a calendar asks the holidays package about its codes: once per calendar, not per read.
+    return Calendar.model_validate_json(text)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -51,7 +61,9 @@ class Dependency(Aggregate):
     def __init__(self, project_id: str, providing_project_id: str | None, title: str, description: str,
                  owner: dict[str, Any], needed_for: str | None, needed_by: str, stall_after: str,
                  remind_before: str | None, escalation: list[dict[str, Any]], actor: str, command_id: str,
-                 at: str) -> None:
+                 at: str, calendar: dict[str, Any] | None = None, holidays_version: str | None = None) -> None:
+        # calendar, holidays_version: the requesting project's calendar at opening, which every
+        # deadline of the dependency counts on (absent: wall time), and the holidays it knew.
         self.project_id = project_id
         self.providing_project_id = providing_project_id
         self.title = title
@@ -62,6 +74,7 @@ class Dependency(Aggregate):
         self.stall_after = stall_after
         self.remind_before = remind_before
         self.escalation = escalation
+        self.calendar = calendar
         self.status = "open"
         self.reminded = False
         self.overdue = False
@@ -76,17 +89,20 @@ class Dependency(Aggregate):
 
     @classmethod
     def open(cls, cmd: OpenDependency, parties: Parties, project_path: list[dict[str, Any]],
-             dependency_id: Any) -> "Dependency":
-        """Open a dependency; its escalation steps are its own, else the requesting project's path."""
+             dependency_id: Any, calendar: dict[str, Any] | None = None) -> "Dependency":
+        """Open a dependency; its escalation steps are its own, else the requesting project's path.
+        Its durations count on `calendar` (the requesting project's), kept as it was at opening."""
         now = utcnow()
         dependency_rules.check(None, cmd, parties, now)
         steps = ([s.model_dump() for s in cmd.escalation] if cmd.escalation is not None else project_path)
+        holidays_version = None if calendar is None else holidays.__version__
         return cls._create(cls.Opened, id=dependency_id, project_id=cmd.project_id,
                            providing_project_id=cmd.providing_project_id, title=cmd.title,
                            description=cmd.description, owner=cmd.owner.model_dump(), needed_for=cmd.needed_for,
                            needed_by=cmd.needed_by.astimezone(UTC).isoformat(),
                            stall_after=cmd.stall_after, remind_before=cmd.remind_before, escalation=steps,
-                           actor=cmd.actor, command_id=cmd.command_id, at=now.isoformat())
+                           actor=cmd.actor, command_id=cmd.command_id, at=now.isoformat(),
+                           calendar=calendar, holidays_version=holidays_version)
 
     # ---- commands ---------------------------------------------------------------------------
     def handle(self, cmd: DependencyChange, parties: PartiesOf) -> None:
@@ -117,25 +133,28 @@ class Dependency(Aggregate):
         pending (done, closed, or of a clock run that has restarted) changes nothing."""
         if cmd.kind in ("stall", "escalation") and cmd.clock_started_at != self.clock.started_at:
             return  # acknowledged or progressed since: this run of the clock is over
-        if not any(d.kind == cmd.kind and d.level == cmd.level for d in pending_deadlines(self.schedule)):
+        due = [d.due_at for d in pending_deadlines(self.schedule, self.counted_on)
+               if d.kind == cmd.kind and d.level == cmd.level]
+        if not due:
             return
-        at = utcnow().isoformat()
+        # The due time the watch waited for, else the one computed now (a caller without a watch).
+        timing = {"due_at": (cmd.due_at or due[0]).isoformat(), "command_id": cmd.command_id,
+                  "at": utcnow().isoformat()}
         if cmd.kind == "reminder":
             people = parties()
-            self._remind(to=owner_holders(self.owner, people.owners_project), command_id=cmd.command_id, at=at)
+            self._remind(to=owner_holders(self.owner, people.owners_project), **timing)
         elif cmd.kind == "stall":
             people = parties()
             self._stall(clock_started_at=self.clock.started_at.isoformat(),
-                        told=unique([*owner_holders(self.owner, people.owners_project), self.created_by]),
-                        command_id=cmd.command_id, at=at)
+                        told=unique([*owner_holders(self.owner, people.owners_project), self.created_by]), **timing)
         elif cmd.kind == "escalation":
             step = self.escalation[cmd.level - 1]
             people = parties()
             self._escalate(clock_started_at=self.clock.started_at.isoformat(), level=cmd.level,
                            notified=notify_people(step.get("notify", []), people),
-                           granted=grant_people(step.get("grant", []), people), command_id=cmd.command_id, at=at)
+                           granted=grant_people(step.get("grant", []), people), **timing)
         else:
-            self._become_overdue(told=[self.created_by], command_id=cmd.command_id, at=at)
+            self._become_overdue(told=[self.created_by], **timing)
 
     # ---- events -----------------------------------------------------------------------------
     @event("Acknowledged")
@@ -172,20 +191,20 @@ class Dependency(Aggregate):
         self.updated_at = datetime.fromisoformat(at)
 
     @event("ReminderSent")
-    def _remind(self, to: list[str], command_id: str, at: str) -> None:
+    def _remind(self, to: list[str], command_id: str, at: str, due_at: str | None = None) -> None:
         self.reminded = True
         self.commands.add(command_id)
         self.updated_at = datetime.fromisoformat(at)
 
     @event("Stalled")
-    def _stall(self, clock_started_at: str, told: list[str], command_id: str, at: str) -> None:
+    def _stall(self, clock_started_at: str, told: list[str], command_id: str, at: str, due_at: str | None = None) -> None:
         self.clock = self.clock.model_copy(update={"stalled_at": datetime.fromisoformat(at)})
         self.commands.add(command_id)
         self.updated_at = datetime.fromisoformat(at)
 
     @event("Escalated")
     def _escalate(self, clock_started_at: str, level: int, notified: list[str], granted: list[str],
-                  command_id: str, at: str) -> None:
+                  command_id: str, at: str, due_at: str | None = None) -> None:
         self.clock = self.clock.model_copy(update={"escalation_level": level})
         self.escalations.append(EscalationEntry(level=level, at=datetime.fromisoformat(at), notified=notified,
                                                 granted=granted))
@@ -193,7 +212,7 @@ class Dependency(Aggregate):
         self.updated_at = datetime.fromisoformat(at)
 
     @event("BecameOverdue")
-    def _become_overdue(self, told: list[str], command_id: str, at: str) -> None:
+    def _become_overdue(self, told: list[str], command_id: str, at: str, due_at: str | None = None) -> None:
         self.overdue = True
         self.commands.add(command_id)
         self.updated_at = datetime.fromisoformat(at)
@@ -210,6 +229,11 @@ class Dependency(Aggregate):
         return frozenset(p for entry in self.escalations for p in entry.granted)
 
     @property
+    def counted_on(self) -> Calendar | None:
+        """The calendar the deadlines count on (None: wall time)."""
+        return None if self.calendar is None else _calendar(json.dumps(self.calendar, sort_keys=True))
+
+    @property
     def schedule(self) -> Schedule:
         return Schedule(needed_by=self.needed_by, stall_after=self.stall_after, remind_before=self.remind_before,
                         escalation=self.escalation, status=self.status, reminded=self.reminded,
@@ -222,9 +246,9 @@ class Dependency(Aggregate):
             stalled=self.clock.stalled_at is not None and self.status not in ("resolved", "cancelled"),
             overdue=self.overdue, needed_by=self.needed_by, stall_after=self.stall_after,
             last_progress_at=self.last_progress_at, percent=self.percent, escalations=self.escalations,
-            next_deadline=next_deadline(self.schedule), created_by=self.created_by, created_at=self.created_at,
+            next_deadline=next_deadline(self.schedule, self.counted_on), created_by=self.created_by, created_at=self.created_at,
             updated_at=self.updated_at, version=self.version)
 
     def to_watch(self) -> WatchView:
         return WatchView(id=str(self.id), status=self.status, clock_started_at=self.clock.started_at,
-                         deadlines=pending_deadlines(self.schedule), version=self.version)
+                         deadlines=pending_deadlines(self.schedule, self.counted_on), version=self.version)

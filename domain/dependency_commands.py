@@ -20,6 +20,8 @@ class DependencyCommand(Envelope):
     """A command to one dependency."""
 
     dependency_id: str = ""
+    # The actor's global roles (admin, pmo) as the token said, so the record applies the rules the API checked.
+    actor_roles: tuple[str, ...] = ()
 
 
 class Owner(Fields):
@@ -109,6 +111,8 @@ class FireDependencyDeadline(DependencyCommand):
     kind: Literal["reminder", "stall", "escalation", "overdue"]
     level: int = 0
     clock_started_at: datetime
+    # The due time the watch computed and waited for: recorded, so history shows why it fired then.
+    due_at: datetime | None = None
 
 
 DependencyChange = Acknowledge | ReportProgress | Resolve | Cancel | ReassignOwner | FireDependencyDeadline

@@ -96,17 +96,20 @@ def run_api(settings: Settings) -> None:
     uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
 
 
-def run_worker(settings: Settings, activities: Any = None) -> None:
-    """The worker until SIGINT/SIGTERM; `activities` replaces ChainActivities (the crash tests')."""
+def run_worker(settings: Settings, activities: Any = None, dependency_activities: Any = None) -> None:
+    """The worker until SIGINT/SIGTERM; `activities` and `dependency_activities` replace
+    ChainActivities and DependencyActivities (the crash tests')."""
     from workers.worker import run_worker as worker_main
     from workflows.activities import ChainActivities
+    from workflows.dependency_activities import DependencyActivities
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def until_signalled() -> None:
         # Cancelling run_worker() shuts the Temporal worker down gracefully; SIGTERM (docker stop,
         # `signoff dev`) would otherwise kill the process without that.
-        task = asyncio.ensure_future(worker_main(settings, activities or ChainActivities))
+        task = asyncio.ensure_future(worker_main(settings, activities or ChainActivities,
+                                                 dependency_activities or DependencyActivities))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)

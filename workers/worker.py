@@ -13,24 +13,29 @@ from store.events import open_application
 from workflows.activities import ChainActivities
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.client import connect
+from workflows.dependency_activities import DependencyActivities
+from workflows.dependency_watch import DependencyWatchWorkflow
 
 log = logging.getLogger("signoff.worker")
-WORKFLOWS = [ApprovalChainWorkflow]
+WORKFLOWS = [ApprovalChainWorkflow, DependencyWatchWorkflow]
 
 
 def build_worker(client: Client, app: Signoff, task_queue: str,
-                 activities: Callable[[Signoff], ChainActivities] = ChainActivities) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities(app).all(),
+                 activities: Callable[[Signoff], ChainActivities] = ChainActivities,
+                 dependency_activities: Callable[[Signoff], DependencyActivities] = DependencyActivities) -> Worker:
+    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
+                  activities=activities(app).all() + dependency_activities(app).all(),
                   workflow_runner=UnsandboxedWorkflowRunner())
 
 
 async def run_worker(settings: Settings,
-                     activities: Callable[[Signoff], ChainActivities] = ChainActivities) -> None:
+                     activities: Callable[[Signoff], ChainActivities] = ChainActivities,
+                     dependency_activities: Callable[[Signoff], DependencyActivities] = DependencyActivities) -> None:
     app = open_application(settings.event_store_url())
     client = await connect(settings)
     log.info("worker on task queue %s at %s", settings.task_queue, settings.temporal_address)
     try:
-        await build_worker(client, app, settings.task_queue, activities).run()
+        await build_worker(client, app, settings.task_queue, activities, dependency_activities).run()
     except asyncio.CancelledError:
         pass
     finally:

@@ -7,11 +7,9 @@ with the same pure rules the aggregate applies, so a refused command never enter
 """
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -29,9 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activities import ChainActivities
     from workflows import search
     from workflows.messages import ChainInput
-
-RECORD_TIMEOUT = timedelta(seconds=30)
-RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5))
+    from workflows.recording import RECORD_RETRY, RECORD_TIMEOUT, refusal_of, refuse
 
 
 # One patch for the changes that made the event store the workflow's source of truth (issue 5):
@@ -51,13 +47,6 @@ SEARCH_ATTRIBUTES = "search-attributes"
 MAX_ABANDONED = 1000
 # How long past its deadline a run waits for an `open` that may still be on its way to the worker.
 OPEN_GRACE_SECONDS = 5
-
-
-def refuse(exc: DomainError, view: ChainView | None = None) -> ApplicationError:
-    # The view's version goes with the refusal, so a caller can tell a workflow behind the record;
-    # and the field a rule refusal names, so the caller can say which field breaks it.
-    details = [{"view_version": view.version, "field": list(getattr(exc, "field", ()))}] if view is not None else []
-    return ApplicationError(exc.detail, *details, type=type(exc).__name__, non_retryable=True)
 
 
 def timer_summary(stage_name: str, deadline: Deadline) -> str:
@@ -267,9 +256,8 @@ class ApprovalChainWorkflow:
                 activity, stamped, result_type=ChainView,
                 start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY)
         except (ActivityError, ApplicationError) as exc:
-            # A local activity's failure may arrive as the ActivityError or as its cause itself.
-            refused = exc.cause if isinstance(exc, ActivityError) else exc
-            if not isinstance(refused, ApplicationError):
+            refused = refusal_of(exc)
+            if refused is None:
                 raise
             if refused.details and workflow.patched(RECORD_IS_TRUTH):
                 # The record refused what this view allowed: the view was behind; the record wins.

@@ -173,7 +173,8 @@ async def _unless_caller_leaves(work: Awaitable[Any], caller_left: CallerLeft | 
 
 async def _abandon(handle: WorkflowHandle, update_id: str) -> None:
     try:
-        await handle.signal(ApprovalChainWorkflow.abandon, update_id, rpc_timeout=timedelta(seconds=5))
+        # Both workflows take this signal by this name.
+        await handle.signal("abandon", update_id, rpc_timeout=timedelta(seconds=5))
     except (RPCError, RuntimeError) as exc:
         log.warning("could not abandon update %s of %s: %s", update_id, handle.id, exc)
 

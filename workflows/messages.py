@@ -6,6 +6,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from domain.commands import SubmitDeliverable
 from domain.deliverable_state import ChainView
+from domain.dependency_commands import OpenDependency
+from domain.dependency_state import WatchView
 
 TASK_QUEUE = "signoff"
 
@@ -34,3 +36,20 @@ class ChainInput(BaseModel):
             flat["actor"] = flat.pop("submitter")
             data = {**{k: data[k] for k in ("view", "max_history") if k in data}, "submission": flat}
         return data
+
+
+def watch_workflow_id(dependency_id: str) -> str:
+    return f"dependency-{dependency_id}"
+
+
+class WatchInput(BaseModel):
+    """The dependency watch's input: the opening it records first."""
+
+    opening: OpenDependency
+    # Set when the watch continues as new: the view it had, so nothing is recorded twice.
+    view: WatchView | None = None
+    max_history: int = Field(default=10_000, ge=20)
+
+    @property
+    def dependency_id(self) -> str:
+        return self.opening.dependency_id
