@@ -1,8 +1,9 @@
 """Record the workflow histories that the replay test checks new code against.
 
 Run it only when a workflow change is meant to break replay (and ship it with workflow.patched()
-for running chains): `.venv/bin/python -m tests.workflows.record_histories NAME`, NAME one of
-approval_chain, record_is_truth, search_attributes (one at a time, never all).
+for running chains), or when a new workflow type first runs: `.venv/bin/python -m
+tests.workflows.record_histories NAME`, NAME one of approval_chain, record_is_truth,
+search_attributes, dependency_watch (one at a time, never all).
 Keep the older files: each is a chain that ran on an earlier version and must still replay.
 """
 
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import sys
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -128,11 +130,60 @@ async def record_search_attributes() -> Path:
         return await save(handle, "approval_chain_search_attributes")
 
 
+async def record_dependency_watch() -> Path:
+    """A dependency watch through its paths: opened with a reminder, stalled, escalated, a refusal
+    by the record (not the owner), an abandoned update, acknowledged (clock restarts), progress,
+    a re-assignment by pmo, stalled again, and resolved."""
+    from domain.dependency_commands import Acknowledge, OpenDependency, ReassignOwner, ReportProgress, Resolve
+    from tests.builders import MEMBERS
+    from workflows.dependency_client import start_operation as watch_start
+    from workflows.dependency_watch import DependencyWatchWorkflow
+    from workflows.messages import WatchInput
+
+    providers = [{"user": "omar", "roles": ["eng"]}, {"user": "olga", "roles": ["eng"]}, {"user": "pia", "roles": ["pm"]}]
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
+                                                data_converter=pydantic_data_converter, search_attributes=search.KEYS)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            app = open_application(f"sqlite:///{tmp}/events.sqlite")
+            try:
+                requesting = app.create_project("Northwind website relaunch", MEMBERS,
+                                                [{"after": "PT0.5S", "notify": ["pm"], "grant": ["pm"]}], [], "paula")
+                providing = app.create_project("Platform team", providers, [], [], "paula")
+                opening = OpenDependency(
+                    actor="alice", dependency_id=str(uuid.uuid4()), project_id=str(requesting.id),
+                    providing_project_id=str(providing.id), title="Sandbox credentials", owner={"user": "omar"},
+                    needed_by=datetime.now(timezone.utc) + timedelta(seconds=60), stall_after="PT1S",
+                    remind_before="PT59.5S")
+                async with build_worker(env.client, app, "record"):
+                    start = watch_start(WatchInput(opening=opening), "record")
+                    await env.client.execute_update_with_start_workflow(DependencyWatchWorkflow.open,
+                                                                       start_workflow_operation=start)
+                    handle = await start.workflow_handle()
+                    await asyncio.sleep(2.0)  # the reminder, the stall and the escalation fire
+                    with contextlib.suppress(WorkflowUpdateFailedError):  # refused by the record: not the owner
+                        await handle.execute_update(DependencyWatchWorkflow.resolve, Resolve(actor="carol"))
+                    await handle.signal(DependencyWatchWorkflow.abandon, "an-update-whose-caller-left")
+                    await handle.execute_update(DependencyWatchWorkflow.acknowledge, Acknowledge(actor="omar"))
+                    await handle.execute_update(DependencyWatchWorkflow.progress,
+                                                ReportProgress(actor="omar", note="ticket filed", percent=30))
+                    await handle.execute_update(DependencyWatchWorkflow.reassign, ReassignOwner(
+                        actor="paula", actor_roles=("pmo",), owner={"user": "olga"}, reason="omar is on leave"))
+                    await asyncio.sleep(1.5)  # stalled again under the new owner
+                    await handle.execute_update(DependencyWatchWorkflow.resolve,
+                                                Resolve(actor="olga", note="credentials in the vault"))
+                    return await save(handle, "dependency_watch")
+            finally:
+                app.close()
+    finally:
+        await env.shutdown()
+
+
 # A history is recorded once, by the code of its time, and then only replayed: recording one again
 # with today's code would hide exactly the incompatibility its replay is there to catch. So one is
 # named each time, never all at once.
 RECORDERS = {"approval_chain": record, "record_is_truth": record_record_is_truth,
-             "search_attributes": record_search_attributes}
+             "search_attributes": record_search_attributes, "dependency_watch": record_dependency_watch}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in RECORDERS:

@@ -70,14 +70,14 @@ async def test_concurrent_any_stage_one_wins(chains):
     assert len(failures) == 1 and update_error_type(failures[0]) == "StageClosed"
 
 
-TIMED_HISTORIES = {"approval_chain", "approval_chain_search_attributes"}
+TIMED_HISTORIES = {"approval_chain", "approval_chain_search_attributes", "dependency_watch"}
 
 
 @pytest.mark.parametrize("recorded", sorted((Path(__file__).parent / "histories").glob("*.json")),
                          ids=lambda path: path.stem)
 async def test_recorded_history_replays_deterministically(recorded: Path):
-    """Chains recorded by earlier versions of the code must replay on this one: a change that
-    breaks running chains fails here before a deploy does (see record_histories.py)."""
+    """Chains and dependency watches recorded by earlier versions of the code must replay on this
+    one: a change that breaks running workflows fails here before a deploy does (see record_histories.py)."""
     from temporalio.client import WorkflowHistory
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Replayer
@@ -87,7 +87,10 @@ async def test_recorded_history_replays_deterministically(recorded: Path):
     assert {"marker_recorded_event_attributes", "workflow_execution_update_completed_event_attributes"} <= kinds
     if recorded.stem in TIMED_HISTORIES:  # these were recorded with deadlines firing: their replay covers timers
         assert "timer_fired_event_attributes" in kinds
-    replayer = Replayer(workflows=[ApprovalChainWorkflow], data_converter=pydantic_data_converter)
+    from workflows.dependency_watch import DependencyWatchWorkflow
+
+    replayer = Replayer(workflows=[ApprovalChainWorkflow, DependencyWatchWorkflow],
+                        data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
 
