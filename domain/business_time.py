@@ -1,6 +1,7 @@
 """Business time: when a duration that counts only working time runs out. Pure, so a workflow may call it.
 
-`add(start, duration, calendar)` is the whole of it. Without a calendar a duration is wall time, as
+`add(start, duration, calendar)` is the whole of it; `before(end, duration, calendar)` counts back
+(a reminder `P1D` before a due date) as its inverse. Without a calendar a duration is wall time, as
 every deadline was before calendars. With one:
 
 - Working time is each working day's working hours in the calendar's time zone, the end included
@@ -56,6 +57,45 @@ def add(start: datetime, duration: timedelta | str, calendar: Calendar | None) -
     if working_time:
         moment = _add_working_time(moment, working_time, calendar)
     return moment
+
+
+def before(end: datetime, duration: timedelta | str, calendar: Calendar | None) -> datetime:
+    """The latest moment from which `duration` runs out no later than `end`: `add` counted back.
+
+    Without a calendar, `end - duration`. With one, the largest `s` with `add(s, duration) <= end`
+    (to the microsecond), found by bisection, since `add` never decreases as its start moves on.
+    """
+    if end.tzinfo is None or end.utcoffset() is None:
+        raise Invalid(f"{end.isoformat()} has no time zone; business time needs an aware datetime")
+    end = end.astimezone(UTC)
+    if calendar is None:
+        return end - (parse_duration(duration) if isinstance(duration, str) else _nonnegative(duration))
+    days, working_time = split(duration, calendar)
+    if days == 0 and working_time == timedelta(0):
+        return end
+
+    def in_time(start: datetime) -> bool:
+        return add(start, duration, calendar) <= end
+
+    # Far enough back: working time never runs faster than the wall clock, so double until it fits.
+    gap = max(working_time + days * _ONE_DAY, _ONE_DAY)
+    while not in_time(end - gap):
+        gap *= 2
+        if gap > MAX_WALK_DAYS * _ONE_DAY:
+            raise _no_working_days(calendar)
+    # Offsets back from `end`: from `end - late` the duration runs out after `end`, from `end - fits` not.
+    late, fits = 0, _microseconds(gap)
+    while fits - late > 1:
+        middle = (fits + late) // 2
+        if in_time(end - timedelta(microseconds=middle)):
+            fits = middle
+        else:
+            late = middle
+    return end - timedelta(microseconds=fits)
+
+
+def _microseconds(span: timedelta) -> int:
+    return (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
 
 
 def split(duration: timedelta | str, calendar: Calendar) -> tuple[int, timedelta]:

@@ -4,14 +4,14 @@ These frozen models are also the aggregate's value objects, so what the record h
 shows have one shape.
 """
 
+import functools
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.business_time import add
+from domain.business_time import add, before
 from domain.calendar import Calendar
-from domain.durations import parse_duration
 
 Status = Literal["open", "in_progress", "resolved", "cancelled"]
 CLOSED: frozenset[str] = frozenset({"resolved", "cancelled"})
@@ -61,6 +61,12 @@ class Schedule(Value):
     clock: Clock
 
 
+@functools.lru_cache(maxsize=4096)
+def reminder_due(needed_by: datetime, remind_before: str, calendar: Calendar | None) -> datetime:
+    """`remind_before` counted back from `needed_by` (a bisection on a calendar: worth remembering)."""
+    return before(needed_by, remind_before, calendar)
+
+
 def pending_deadlines(schedule: Schedule, calendar: Calendar | None = None) -> list[NextDeadline]:
     """Every deadline still to fire, earliest first. Stall and escalation belong to the current run
     of the clock; escalation steps count from the moment it stalled, each from that moment."""
@@ -69,9 +75,8 @@ def pending_deadlines(schedule: Schedule, calendar: Calendar | None = None) -> l
     clock = schedule.clock
     due: list[NextDeadline] = []
     if schedule.remind_before and not schedule.reminded:
-        # Counted back from needed_by in wall time: business_time has no subtraction yet.
         due.append(NextDeadline(kind="reminder", level=0,
-                                due_at=schedule.needed_by - parse_duration(schedule.remind_before)))
+                                due_at=reminder_due(schedule.needed_by, schedule.remind_before, calendar)))
     if clock.stalled_at is None:
         due.append(NextDeadline(kind="stall", level=0, due_at=add(clock.started_at, schedule.stall_after, calendar)))
     else:

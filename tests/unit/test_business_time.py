@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from domain.business_time import add, is_working_time
+from domain.business_time import add, before, is_working_time
 from domain.calendar import WEEKDAYS, Calendar
 from domain.errors import Invalid
 
@@ -199,3 +199,30 @@ def test_working_days_add_up(calendar, start, a, b):
 def test_without_a_calendar_it_is_the_sum(start, time, zone):
     local = start.astimezone(ZoneInfo(zone))
     assert add(local, time, None) == start + time
+
+
+# Counting back (a reminder before a due date): `before` is the latest start from which `add` is in time.
+
+def test_a_working_day_before_monday_morning_is_friday_morning():
+    assert before(berlin(2026, 11, 30, 10), "P1D", DE_BE) == berlin(2026, 11, 27, 10).astimezone(UTC)
+    assert before(berlin(2026, 11, 30, 10), "PT2H", DE_BE) == berlin(2026, 11, 27, 16).astimezone(UTC)
+
+
+def test_a_working_day_before_the_monday_after_christmas_is_christmas_eve():
+    assert before(berlin(2026, 12, 28, 10), "P1D", DE_BE) == berlin(2026, 12, 24, 10).astimezone(UTC)
+
+
+@settings(max_examples=60, deadline=None)
+@given(calendars(), starts, st.integers(0, 10), st.integers(0, 40 * 60).map(lambda m: timedelta(minutes=m)))
+def test_before_is_the_latest_start_that_is_in_time(calendar, end, day_count, time):
+    duration = f"P{day_count}DT{int(time.total_seconds())}S" if day_count and time else days(day_count) or time
+    start = before(end, duration, calendar)
+    assert add(start, duration, calendar) <= end
+    if start != end:  # one microsecond later is too late
+        assert add(start + timedelta(microseconds=1), duration, calendar) > end
+
+
+@FAST
+@given(starts, hours)
+def test_before_without_a_calendar_is_the_difference(end, time):
+    assert before(end, time, None) == end - time

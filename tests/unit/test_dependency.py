@@ -8,6 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from domain.application import Signoff
+from domain.business_time import add
+from domain.calendar import Calendar
 from domain.dependency_commands import (
     Acknowledge,
     Cancel,
@@ -338,3 +340,25 @@ def test_parties_see_members_of_either_project_only(app, projects):
     parties = app.dependency_parties(state.id)
     assert parties.sees("alice") and parties.sees("omar") and not parties.sees("zoe")
     assert app.dependency_parties(state.id, frozenset({"pmo"})).sees("zoe")
+
+
+def test_a_calendar_project_counts_the_dependency_in_working_time_and_records_the_calendar(app):
+    berlin = {"timezone": "Europe/Berlin", "country": "DE", "subdivision": "BE",
+              "working_days": ["mon", "tue", "wed", "thu", "fri"], "working_hours": ["09:00", "17:00"]}
+    requesting = app.create_project("Northwind website relaunch", MEMBERS, PATH, [], "paula", calendar=berlin)
+    providing = app.create_project("Platform team", PROVIDERS, [], [], "paula")
+    # Needed on Monday 4 January 2027 10:00 Berlin; a reminder one working day before is Thursday
+    # 31 December 10:00 (New Year's Day is a holiday, then the weekend).
+    needed_by = datetime(2027, 1, 4, 9, tzinfo=UTC)
+    state = open_one(app, (str(requesting.id), str(providing.id)), needed_by=needed_by, remind_before="P1D",
+                     stall_after="PT4H")
+    opened = app.dependency_history(state.id)[0]
+    assert opened["calendar"]["country"] == "DE" and opened["holidays_version"]
+    reminder = next(d for d in app.dependency_watch(state.id).deadlines if d.kind == "reminder")
+    assert reminder.due_at == datetime(2026, 12, 31, 9, tzinfo=UTC)
+    stall = next(d for d in app.dependency_watch(state.id).deadlines if d.kind == "stall")
+    assert stall.due_at == add(state.created_at, "PT4H", Calendar.model_validate(berlin))
+    # A fired deadline records the due time it was fired for.
+    fired = fire(app, state, "reminder")
+    entry = [e for e in app.dependency_history(fired.id) if e["type"] == "ReminderSent"][0]
+    assert datetime.fromisoformat(entry["due_at"]) == reminder.due_at
