@@ -15,6 +15,14 @@ from domain.commands import (
     WithdrawalFields,
 )
 from domain.deliverable_state import Deadline, PolicyRef, Status, Verdict
+from domain.dependency_commands import (
+    CancelFields,
+    OpenDependencyFields,
+    ProgressFields,
+    ReassignOwnerFields,
+    ResolveFields,
+)
+from domain.dependency_state import DependencyState, OwnerView
 from domain.policy_spec import NAME_PATTERN, EscalationStep, PolicySpec
 from domain.text import IsoDate, Name, RequiredText, RoleName, UserId
 
@@ -102,6 +110,26 @@ class ReassignIn(Body, ReassignmentFields):
     pass
 
 
+class DependencyCreate(Body, OpenDependencyFields):
+    """A dependency to open: what the requesting project needs, from whom, by when."""
+
+
+class ProgressIn(Body, ProgressFields):
+    pass
+
+
+class ResolveIn(Body, ResolveFields):
+    pass
+
+
+class CancelIn(Body, CancelFields):
+    pass
+
+
+class ReassignOwnerIn(Body, ReassignOwnerFields):
+    pass
+
+
 # ---- answers ------------------------------------------------------------------------------------
 # Typed, so the contract says what each list holds; datetimes go out as RFC 3339 with `Z`.
 
@@ -150,10 +178,15 @@ class DeliverableSummary(BaseModel):
 
 
 class InboxItem(BaseModel):
-    kind: Literal["decision", "escalation", "revision"] = Field(
+    """One thing waiting for the caller: a deliverable's (with `deliverable`) or a dependency's (with
+    `dependency`); the other is null."""
+
+    kind: Literal["decision", "escalation", "revision", "dependency"] = Field(
         description="decision: the caller approves the open stage; escalation: the caller was notified of a "
-                    "stalled stage; revision: the caller's deliverable waits for a new revision")
-    deliverable: DeliverableSummary
+                    "stalled stage or a stalled dependency; revision: the caller's deliverable waits for a new "
+                    "revision; dependency: the caller owns an open or in-progress dependency")
+    deliverable: DeliverableSummary | None = None
+    dependency: DependencyState | None = None
 
 
 class HistoryEntry(BaseModel):
@@ -188,6 +221,41 @@ class HistoryEntry(BaseModel):
                                                                 "on (StageOpened; absent: wall time)")
     holidays_version: str | None = Field(default=None, description="The `holidays` package version that calendar's "
                                                                    "public holidays came from")
+
+
+class DependencyHistoryEntry(BaseModel):
+    """One recorded event of a dependency. The fields after `correlation` appear where the event has them."""
+
+    type: str = Field(description="What happened", examples=["ProgressReported"])
+    at: datetime = Field(description="When it happened")
+    recorded_at: datetime = Field(description="When it was stored")
+    version: int = Field(description="The dependency's version after this event")
+    actor: str = Field(description="Who did it (`signoff` for deadlines)")
+    correlation: str = Field(description="The watch that recorded it", examples=["dependency-…"])
+    on_behalf_of: list[str] = Field(default_factory=list, description="Always empty for a dependency")
+    command_id: str | None = None
+    title: str | None = Field(default=None, description="Opened")
+    description: str | None = Field(default=None, description="Opened")
+    owner: OwnerView | None = Field(default=None, description="The owner (Opened, OwnerReassigned)")
+    needed_by: datetime | None = Field(default=None, description="Opened")
+    stall_after: str | None = Field(default=None, description="Opened")
+    remind_before: str | None = Field(default=None, description="Opened")
+    escalation: list[EscalationStep] | None = Field(default=None, description="The steps it escalates by (Opened)")
+    note: str | None = Field(default=None, description="ProgressReported, Resolved")
+    percent: int | None = Field(default=None, description="ProgressReported")
+    reason: str | None = Field(default=None, description="Cancelled, OwnerReassigned")
+    to: list[str] | None = Field(default=None, description="Who a reminder went to (ReminderSent)")
+    told: list[str] | None = Field(default=None, description="Who was told (Stalled, BecameOverdue)")
+    level: int | None = Field(default=None, description="The escalation step (Escalated)")
+    notified: list[str] | None = Field(default=None, description="Escalated")
+    granted: list[str] | None = Field(default=None, description="Who may resolve or re-assign from then on "
+                                                                "(Escalated)")
+    clock_started_at: datetime | None = Field(default=None, description="The run of the stall clock a stall or "
+                                                                        "escalation belonged to")
+    due_at: datetime | None = Field(default=None, description="The due time the watch computed and waited for")
+    calendar: Calendar | None = Field(default=None, description="The requesting project's calendar the deadlines "
+                                                                "count on (Opened; absent: wall time)")
+    holidays_version: str | None = None
 
 
 ProjectPublic.model_rebuild()

@@ -247,6 +247,12 @@ class Signoff(Application):
 
         return self._get(as_uuid(dependency_id, "dependency"), "dependency", Dependency).to_watch()
 
+    def dependency_aggregate(self, dependency_id: str | UUID) -> Any:
+        """The Dependency aggregate itself, for views that need more than its state (its clock's run)."""
+        from domain.dependency import Dependency
+
+        return self._get(as_uuid(dependency_id, "dependency"), "dependency", Dependency)
+
     def get_dependency(self, dependency_id: str | UUID, as_of: datetime | None = None) -> Any:
         from domain.dependency import Dependency
 
@@ -270,7 +276,7 @@ class Signoff(Application):
         if not events or not isinstance(events[0], Dependency.Opened):
             raise NotFound(f"no dependency {dependency_id}")
         extra = ("note", "percent", "reason", "owner", "told", "clock_started_at", "due_at", "needed_by",
-                 "stall_after", "remind_before", "title")
+                 "stall_after", "remind_before", "title", "description", "escalation")
         entries = []
         for stored in events:
             entry = history_entry(stored, f"dependency-{uid}")

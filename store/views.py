@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -29,6 +30,14 @@ SCHEMA = [
     " status TEXT NOT NULL, updated_at TEXT NOT NULL, summary TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS signoff_view_deliverables_project ON signoff_view_deliverables (project_id, status)",
     # Which projects use which policy (have a deliverable under its name): who may read its user ids.
+    # A dependency shows in the lists of both projects: the requesting one and the providing one.
+    # `notified`: who the escalations of the stall clock's current run reached (the inbox's escalations).
+    "CREATE TABLE IF NOT EXISTS signoff_view_dependencies (id TEXT PRIMARY KEY, project_id TEXT NOT NULL,"
+    " providing_project_id TEXT, status TEXT NOT NULL, stalled BOOLEAN NOT NULL, overdue BOOLEAN NOT NULL,"
+    " updated_at TEXT NOT NULL, notified TEXT NOT NULL, summary TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS signoff_view_dependencies_project ON signoff_view_dependencies (project_id)",
+    "CREATE INDEX IF NOT EXISTS signoff_view_dependencies_providing ON signoff_view_dependencies"
+    " (providing_project_id)",
     "CREATE TABLE IF NOT EXISTS signoff_view_policy_projects (policy TEXT NOT NULL, project_id TEXT NOT NULL,"
     " PRIMARY KEY (policy, project_id))",
 ]
@@ -37,6 +46,13 @@ UPSERT_PROJECT = ("INSERT INTO signoff_view_projects (id, created_at, summary) V
 UPSERT_DELIVERABLE = ("INSERT INTO signoff_view_deliverables (id, project_id, status, updated_at, summary) "
                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
                       "updated_at = excluded.updated_at, summary = excluded.summary")
+UPSERT_DEPENDENCY = ("INSERT INTO signoff_view_dependencies (id, project_id, providing_project_id, status, stalled,"
+                     " overdue, updated_at, notified, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO"
+                     " UPDATE SET status = excluded.status, stalled = excluded.stalled, overdue = excluded.overdue,"
+                     " updated_at = excluded.updated_at, notified = excluded.notified, summary = excluded.summary")
+# Marks that the dependency list was filled from the whole log once (views older than the table had
+# already read past the dependencies' events).
+DEPENDENCIES_FILLED = "signoff-dependencies-filled"
 INSERT_POLICY_USE = ("INSERT INTO signoff_view_policy_projects (policy, project_id) VALUES (?, ?) "
                      "ON CONFLICT (policy, project_id) DO NOTHING")
 
@@ -59,6 +75,21 @@ def deliverable_summary(state: Any) -> dict[str, Any]:
     }
 
 
+def sortable_time(text: str) -> str:
+    """A time as fixed-width UTC text, so text order is time order (ISO strings drop zero microseconds)."""
+    return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dependency_row(dependency: Any) -> tuple[Any, ...]:
+    """The list row of a Dependency aggregate: its state as JSON, with what lists filter on beside it."""
+    state = dependency.to_state()
+    summary = state.model_dump(mode="json")
+    # Escalations of the stall clock's current run only: progress starts the escalation over.
+    notified = sorted({p for e in state.escalations if e.at >= dependency.clock.started_at for p in e.notified})
+    return (summary["id"], summary["project_id"], summary["providing_project_id"], state.status, state.stalled,
+            state.overdue, sortable_time(summary["updated_at"]), json.dumps(notified), json.dumps(summary))
+
+
 def project_summary(project: Project) -> dict[str, Any]:
     return {"id": str(project.id), "name": project.name, "members": project.members,
             "escalation_path": project.escalation_path, "phases": project.phases,
@@ -77,6 +108,7 @@ class ReadModel:
             cur.execute(self._sql("INSERT INTO signoff_view_position (name, position) VALUES (?, 0) "
                                   "ON CONFLICT (name) DO NOTHING"), (VIEW_NAME,))
             self._backfill_policy_use(cur)
+            self._backfill_dependencies(cur)
 
     # ---- connection ---------------------------------------------------------------------------
     def _creation(self) -> Any:
@@ -142,6 +174,8 @@ class ReadModel:
             cur.execute(self._sql(UPSERT_DELIVERABLE), (summary["id"], summary["project_id"], summary["status"],
                                                         summary["updated_at"], json.dumps(summary)))
             cur.execute(self._sql(INSERT_POLICY_USE), (summary["policy"]["name"], summary["project_id"]))
+        elif topic.startswith("domain.dependency:"):
+            cur.execute(self._sql(UPSERT_DEPENDENCY), dependency_row(self.app.dependency_aggregate(originator_id)))
         elif topic.startswith("domain.project:"):
             summary = project_summary(self.app.get_project(originator_id))
             cur.execute(self._sql(UPSERT_PROJECT), (summary["id"], summary["created_at"], json.dumps(summary)))
@@ -154,6 +188,24 @@ class ReadModel:
         cur.execute("SELECT project_id, summary FROM signoff_view_deliverables")
         for project_id, summary in cur.fetchall():
             cur.execute(self._sql(INSERT_POLICY_USE), (json.loads(summary)["policy"]["name"], project_id))
+
+    def _backfill_dependencies(self, cur: Any) -> None:
+        cur.execute(self._sql("SELECT position FROM signoff_view_position WHERE name = ?"), (DEPENDENCIES_FILLED,))
+        if cur.fetchone() is not None:
+            return
+        cur.execute(self._sql("SELECT position FROM signoff_view_position WHERE name = ?"), (VIEW_NAME,))
+        read_to = cur.fetchone()[0]
+        position = 0
+        while position < read_to:  # only what the views read already; catch_up reads the rest
+            batch = self.app.recorder.select_notifications(start=position, limit=BATCH, inclusive_of_start=False,
+                                                           stop=read_to, topics=())
+            if not batch:
+                break
+            for originator_id in {n.originator_id for n in batch if n.topic.startswith("domain.dependency:")}:
+                self._refresh(cur, originator_id, "domain.dependency:")
+            position = batch[-1].id
+        cur.execute(self._sql("INSERT INTO signoff_view_position (name, position) VALUES (?, ?)"),
+                    (DEPENDENCIES_FILLED, read_to))
 
     # ---- reading ------------------------------------------------------------------------------
     def projects(self) -> list[dict[str, Any]]:
@@ -188,3 +240,26 @@ class ReadModel:
             cur.execute(self._sql(f"SELECT summary FROM signoff_view_deliverables WHERE {where} "
                                   "ORDER BY updated_at DESC, id"), params)
             return [json.loads(r[0]) for r in cur.fetchall()]
+
+    def dependencies(self, project_ids: list[str], status: str | None = None, stalled: bool | None = None,
+                     overdue: bool | None = None) -> list[dict[str, Any]]:
+        """Dependencies requested by or provided by any of `project_ids`, newest change first."""
+        return [summary for summary, _ in self.dependency_rows(project_ids, status, stalled, overdue)]
+
+    def dependency_rows(self, project_ids: list[str], status: str | None = None, stalled: bool | None = None,
+                        overdue: bool | None = None) -> list[tuple[dict[str, Any], list[str]]]:
+        """Each dependency's state with who its current escalations notified, as `dependencies` lists them."""
+        if not project_ids:
+            return []
+        self.catch_up()
+        marks = ", ".join("?" for _ in project_ids)
+        where = f"(project_id IN ({marks}) OR providing_project_id IN ({marks}))"
+        params: list[Any] = [*project_ids, *project_ids]
+        for column, value in (("status", status), ("stalled", stalled), ("overdue", overdue)):
+            if value is not None:
+                where += f" AND {column} = ?"
+                params.append(value)
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT summary, notified FROM signoff_view_dependencies WHERE {where} "
+                                  "ORDER BY updated_at DESC, id"), params)
+            return [(json.loads(summary), json.loads(notified)) for summary, notified in cur.fetchall()]
