@@ -22,9 +22,9 @@ from domain.dependency_commands import (
 from domain.errors import DependencyClosed, Forbidden
 from tests.builders import MEMBERS
 from workers.worker import build_worker
-from workflows.dependency_client import open_watch, send_to_watch
+from workflows.dependency_client import open_watch, send_to_watch, start_operation
 from workflows.dependency_watch import DependencyWatchWorkflow
-from workflows.messages import watch_workflow_id
+from workflows.messages import WatchInput, watch_workflow_id
 
 PROVIDERS = [{"user": "omar", "roles": ["eng"]}, {"user": "olga", "roles": ["eng"]},
              {"user": "pia", "roles": ["pm"]}, {"user": "vic", "roles": ["vp"]}]
@@ -142,3 +142,23 @@ async def test_the_record_refuses_what_the_watch_cannot_judge(watches):
         await watches.send(Resolve, dependency_id, actor="carol", note="not mine to say")
     assert watches.events(dependency_id) == ["Opened"]
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+
+async def test_a_long_watch_continues_as_new_and_keeps_its_clock(watches):
+    opening = OpenDependency(actor="alice", dependency_id=str(uuid.uuid4()), project_id=watches.requesting,
+                             providing_project_id=watches.providing, title="Sandbox credentials",
+                             owner={"user": "omar"}, needed_by=datetime.now(UTC) + timedelta(minutes=5),
+                             stall_after="PT3S")
+    start = start_operation(WatchInput(opening=opening, max_history=20), watches.task_queue)
+    await watches.client.execute_update_with_start_workflow(DependencyWatchWorkflow.open,
+                                                           start_workflow_operation=start)
+    handle = watches.client.get_workflow_handle_for(DependencyWatchWorkflow.run, watch_workflow_id(opening.dependency_id))
+    first_run = (await handle.describe()).run_id
+    for percent in range(10, 90, 10):
+        await watches.send(ReportProgress, opening.dependency_id, note=f"{percent}% done", percent=percent)
+    assert (await handle.describe()).run_id != first_run
+    # The new run keeps the clock: it stalls 3 s after the last progress, once.
+    await until(lambda: "Stalled" in watches.events(opening.dependency_id), 8, "the stall after continue-as-new")
+    await asyncio.sleep(0.5)
+    assert watches.events(opening.dependency_id).count("Stalled") == 1
+    assert watches.events(opening.dependency_id).count("ProgressReported") == 8
