@@ -42,8 +42,10 @@ def deadline_id(view: WatchView, deadline: NextDeadline) -> str:
 
 
 def timer_summary(deadline: NextDeadline) -> str:
-    """What the deadline's timer shows in the Web UI and `temporal workflow show`."""
-    return {"escalation": f"escalation level {deadline.level}"}.get(deadline.kind, deadline.kind)
+    """What the deadline's timer shows in the Web UI and `temporal workflow show`, with the due time
+    it was computed for: "escalation level 1 due 2026-11-30T10:00:00+00:00"."""
+    what = {"escalation": f"escalation level {deadline.level}"}.get(deadline.kind, deadline.kind)
+    return f"{what} due {deadline.due_at.isoformat()}"
 
 
 @workflow.defn
