@@ -4,7 +4,9 @@
 - `kill-after-record:MARK` kills the worker (SIGKILL) right after a decision whose comment contains
   MARK is durably recorded, before Temporal hears of it;
 - `raise-after-record:MARK` makes that activity attempt fail once after recording;
-- `kill-after-deadline:KIND` kills the worker right after a deadline of that kind is recorded.
+- `kill-after-deadline:KIND` kills the worker right after a deadline of that kind is recorded;
+- `kill-after-dependency-deadline:KIND` kills it right after a dependency watch's deadline of that
+  kind (reminder, stall, escalation, overdue) is recorded, before Temporal hears of it.
 Each proves that a retried recording is a no-op and nothing accepted is lost. The activities keep
 their names, so the workflow cannot tell them from the real ones.
 """
@@ -19,8 +21,11 @@ from config.settings import Settings
 from domain.application import Signoff
 from domain.commands import Decide, FireDeadline
 from domain.deliverable_state import ChainView
+from domain.dependency_commands import FireDependencyDeadline
+from domain.dependency_state import WatchView
 from workers.cli import run_worker
 from workflows.activities import ChainActivities
+from workflows.dependency_activities import DependencyActivities
 
 
 class FaultyActivities(ChainActivities):
@@ -46,10 +51,29 @@ class FaultyActivities(ChainActivities):
         return view
 
 
+class FaultyDependencyActivities(DependencyActivities):
+    def __init__(self, app: Signoff, fault: str):
+        super().__init__(app)
+        self.fault, _, self.arg = fault.partition(":")
+
+    @activity.defn(name="record_dependency_deadline")
+    async def record_dependency_deadline(self, cmd: FireDependencyDeadline) -> WatchView:
+        view = await super().record_dependency_deadline(cmd)
+        if self.fault == "kill-after-dependency-deadline" and self.arg == cmd.kind:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return view
+
+
 def faulty(fault: str) -> functools.partial[FaultyActivities]:
     """What build_worker takes as `activities`: the app in, activities with `fault` out."""
     return functools.partial(FaultyActivities, fault=fault)
 
 
+def faulty_dependencies(fault: str) -> functools.partial[FaultyDependencyActivities]:
+    """What build_worker takes as `dependency_activities`: the app in, activities with `fault` out."""
+    return functools.partial(FaultyDependencyActivities, fault=fault)
+
+
 if __name__ == "__main__":
-    run_worker(Settings(), faulty(os.environ.get("SIGNOFF_FAULTS", "")))
+    fault = os.environ.get("SIGNOFF_FAULTS", "")
+    run_worker(Settings(), faulty(fault), faulty_dependencies(fault))

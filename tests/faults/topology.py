@@ -166,14 +166,15 @@ class Topology:
             await asyncio.sleep(0.2)
 
     # ---- whole ------------------------------------------------------------------------------
-    async def start(self, faults: str = "") -> None:
+    async def start(self, faults: str = "", api: bool = True) -> None:
         await self.start_temporal()
         # Opened first and alone, so the schema and tables exist before the processes start
         # (concurrent first boots on an empty schema are a separate item of issue 5).
         self.app = open_application(self.settings.event_store_url())
         for index in range(len(self.workers)):
             await self.start_worker(index, faults)
-        await self.start_api()
+        if api:  # without it, a test drives the workflows through `client` and reads `app`
+            await self.start_api()
 
     async def close(self) -> None:
         if self.api is not None:
@@ -190,12 +191,13 @@ class Topology:
 
 
 @asynccontextmanager
-async def production_topology(tmp: Path, event_store: str, workers: int = 2, faults: str = "",
+async def production_topology(tmp: Path, event_store: str, workers: int = 2, faults: str = "", api: bool = True,
                               **settings: Any) -> AsyncIterator[Topology]:
-    """Temporal, `workers` workers (with `faults` armed, see tests/fault_worker.py) and the API, all up."""
+    """Temporal, `workers` workers (with `faults` armed, see tests/fault_worker.py) and the API (unless
+    `api` is false), all up."""
     topology = Topology(tmp, event_store, workers, **settings)
     try:
-        await topology.start(faults)
+        await topology.start(faults, api)
         yield topology
     finally:
         await topology.close()
