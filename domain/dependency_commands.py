@@ -27,8 +27,10 @@ class DependencyCommand(Envelope):
 class Owner(Fields):
     """Who owes the dependency: one user, or whoever holds one project role."""
 
-    model_config = Fields.model_config | {"json_schema_extra": {"oneOf": [{"required": ["user"]},
-                                                                          {"required": ["role"]}]}}
+    # Exactly one of the two is a name: the other is left out or null. Nothing else is accepted.
+    model_config = Fields.model_config | {"extra": "forbid", "json_schema_extra": {"oneOf": [
+        {"required": ["user"], "properties": {"user": {"type": "string"}, "role": {"type": "null"}}},
+        {"required": ["role"], "properties": {"role": {"type": "string"}, "user": {"type": "null"}}}]}}
     user: UserId | None = None
     role: RoleName | None = None
 
