@@ -23,7 +23,15 @@ from api.models import (
     ReassignOwnerIn,
     ResolveIn,
 )
-from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, ascending, newest_first, paginate
+from api.pagination import (
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    Page,
+    ascending,
+    newest_first,
+    paginate,
+)
 from api.problems import Problem, domain_problem
 from domain.dependency_commands import (
     Acknowledge,

@@ -24,27 +24,27 @@ def later(**delta: float) -> str:
     return (datetime.now(UTC) + timedelta(**(delta or {"days": 30}))).isoformat()
 
 
-async def two_projects(api) -> tuple[str, str]:  # noqa: ANN001
+async def two_projects(api) -> tuple[str, str]:
     return await api.project(), await api.project(members=PROVIDERS)
 
 
-async def open_one(api, project_id: str, user: str = "alice", headers: dict[str, str] | None = None,  # noqa: ANN001
+async def open_one(api, project_id: str, user: str = "alice", headers: dict[str, str] | None = None,
                    **fields: Any) -> Any:
     body = {"project_id": project_id, "title": "Sandbox credentials", "owner": {"user": "omar"},
             "needed_by": later(), "stall_after": "P2D", **fields}
     return await api.http.post("/api/dependencies", headers={**api.auth(user), **(headers or {})}, json=body)
 
 
-async def act(api, dependency_id: str, action: str, user: str, body: Any = None, *roles: str) -> Any:  # noqa: ANN001
+async def act(api, dependency_id: str, action: str, user: str, body: Any = None, *roles: str) -> Any:
     return await api.http.post(f"/api/dependencies/{dependency_id}/{action}", headers=api.auth(user, *roles),
                                json=body)
 
 
-async def get(api, path: str, user: str = "paula", *roles: str) -> Any:  # noqa: ANN001
+async def get(api, path: str, user: str = "paula", *roles: str) -> Any:
     return await api.http.get(path, headers=api.auth(user, *(roles or (("pmo",) if user == "paula" else ()))))
 
 
-async def trace(api, temporal_env, dependency_id: str) -> tuple[list[str], int]:  # noqa: ANN001
+async def trace(api, temporal_env, dependency_id: str) -> tuple[list[str], int]:
     """What is recorded of the dependency: its history's event types in the store, and the number of
     events in its watch's Temporal history once that has settled."""
     handle = temporal_env.client.get_workflow_handle(f"dependency-{dependency_id}")
@@ -59,7 +59,7 @@ async def trace(api, temporal_env, dependency_id: str) -> tuple[list[str], int]:
     return [h["type"] for h in history], count
 
 
-async def until(api, dependency_id: str, test: Any, seconds: float = 30) -> dict[str, Any]:  # noqa: ANN001
+async def until(api, dependency_id: str, test: Any, seconds: float = 30) -> dict[str, Any]:
     """The dependency's state once `test(state)` holds."""
     for _ in range(int(seconds / 0.25)):
         state = (await get(api, f"/api/dependencies/{dependency_id}")).json()
