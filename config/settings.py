@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "signoff-dev-secret-not-for-production"
+DEV_WEBHOOK_KEY = "signoff-dev-webhook-key-not-for-production"
 JWT_ISSUER = "signoff"
 JWT_AUDIENCE = "signoff-api"
 JWT_MAX_TTL_MINUTES = 24 * 60
@@ -62,6 +63,20 @@ class Settings(BaseSettings):
     readyz_waits_for: str = ""
 
 
+    # Where people reach the API, for the links in what they are sent; empty: http://{host}:{port}.
+    public_url: str = ""
+    # Webhooks. Their secrets are derived from this key (domain/webhooks.py), never stored: set a
+    # long random one in production; changing it changes every webhook's secret.
+    webhook_key: str = DEV_WEBHOOK_KEY
+    # http:// to 127.0.0.1/localhost may receive webhooks (`signoff dev` turns it on); otherwise https
+    # to public addresses only.
+    allow_local_webhooks: bool = False
+    # How long a delivery keeps trying (exponential backoff from a second, at most an hour apart).
+    webhook_budget_seconds: float = Field(default=24 * 3600, gt=0)
+    webhook_first_retry_seconds: float = Field(default=1, gt=0)
+    # How long one attempt may take, connecting and answering.
+    webhook_attempt_timeout_seconds: float = Field(default=10, gt=0)
+
     # Optional encryption of every Temporal payload (titles, comments) with AES-GCM: base64 of 32
     # random bytes. Empty: payloads are plain JSON, as `signoff dev` keeps them. See workflows/codec.py.
     payload_key: str = ""
@@ -91,6 +106,9 @@ class Settings(BaseSettings):
     @property
     def jwt_max_ttl(self) -> timedelta:
         return timedelta(minutes=self.jwt_max_ttl_minutes)
+
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def event_store_url(self) -> str:
         """The event store's URL, carrying the store timeouts that it does not set itself."""

@@ -284,6 +284,42 @@ class Signoff(Application):
             entries.append(entry)
         return entries
 
+    # ---- webhook deliveries ---------------------------------------------------------------------
+    def open_delivery(self, uid: UUID, project_id: str, webhook_id: str, url: str, message: dict[str, Any],
+                      run: int = 1, actor: str = SYSTEM_ACTOR) -> dict[str, Any]:
+        """The delivery with run `run` under way: made on the first, a retry recorded on a later one.
+        Repeating it (a retried activity) changes nothing."""
+        from domain.delivery import Delivery
+
+        try:
+            delivery = self._get(uid, "delivery", Delivery)
+        except NotFound:
+            delivery = Delivery.start(uid, project_id, webhook_id, url, message)
+        if run > delivery.runs:
+            delivery.retry(actor)
+        self._save(delivery)
+        return delivery.to_state()
+
+    def record_delivery_outcome(self, uid: UUID, run: int, outcome: str, attempts: int, last_status: int | None,
+                                error: str = "") -> dict[str, Any]:
+        """How run `run` ended, once; a receiver that answered 410 Gone is unsubscribed with it."""
+        from domain.delivery import Delivery
+
+        delivery = self._get(uid, "delivery", Delivery)
+        delivery.record_outcome(run, outcome, attempts, last_status, error)  # type: ignore[arg-type]
+        changed = [delivery]
+        if outcome == "unsubscribed":
+            project = self.get_project(delivery.project_id)
+            project.unsubscribe_webhook(delivery.webhook_id, "the receiver answered 410 Gone")
+            changed.append(project)
+        self._save(*changed)
+        return delivery.to_state()
+
+    def get_delivery(self, uid: str | UUID) -> dict[str, Any]:
+        from domain.delivery import Delivery
+
+        return self._get(as_uuid(uid, "delivery"), "delivery", Delivery).to_state()
+
     @staticmethod
     def _dependency_parties(project: Project, providing: Project | None, global_roles: frozenset[str]) -> Any:
         from domain.dependency_rules import Parties

@@ -1,11 +1,13 @@
 """The Project aggregate: who works on it, in which project roles, where stalled work escalates, and
 the business calendar its deadlines count in (a dict of `domain.calendar.Calendar`; None: wall time)."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import Invalid
+from domain.commands import SYSTEM_ACTOR
+from domain.errors import Invalid, NotFound
 
 # Roles a token gives across all projects: they see every project and steer its chains.
 GLOBAL_ROLES = frozenset({"admin", "pmo"})
@@ -22,6 +24,8 @@ class Project(Aggregate):
         self.created_by = created_by
         # Projects created before calendars replay their Created event without one: wall time.
         self.calendar = calendar
+        # Webhook id -> {"id", "url", "events" (None: all), "generation", "added_at"}; never a secret.
+        self.webhooks: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def create(cls, name: str, members: list[dict[str, Any]], escalation_path: list[dict[str, Any]],
@@ -60,6 +64,65 @@ class Project(Aggregate):
             self.phases = phases
         if calendar is not None:
             self.calendar = calendar
+
+    # ---- webhooks -----------------------------------------------------------------------------
+    def set_webhooks(self, actor: str, reason: str, wanted: list[dict[str, Any]], new_id: Any) -> list[str]:
+        """Make the project's webhooks those `wanted` (`{"id"?, "url", "events"}`): one with a known
+        id is kept (and changed), one without is added under `new_id()`, one not listed is removed.
+        Answer the ids added, whose secrets the caller shows once."""
+        listed = [w["id"] for w in wanted if w.get("id")]
+        unknown = [i for i in listed if i not in self.webhooks]
+        if unknown:
+            raise Invalid(f"no webhook {unknown[0]} on this project; leave out `id` to add one", ("webhooks",))
+        if len(listed) != len(set(listed)):
+            raise Invalid("each webhook may be listed once", ("webhooks",))
+        for webhook_id in [i for i in self.webhooks if i not in listed]:
+            self._remove_webhook(webhook_id=webhook_id, actor=actor, reason=reason)
+        added = []
+        for webhook in wanted:
+            events = sorted(webhook["events"]) if webhook.get("events") is not None else None
+            if webhook.get("id"):
+                known = self.webhooks[webhook["id"]]
+                if (known["url"], known["events"]) != (webhook["url"], events):
+                    self._change_webhook(webhook_id=webhook["id"], url=webhook["url"], events=events, actor=actor,
+                                         reason=reason)
+            else:
+                webhook_id = str(new_id())
+                self._add_webhook(webhook_id=webhook_id, url=webhook["url"], events=events, actor=actor,
+                                  reason=reason, at=datetime.now(UTC).isoformat())
+                added.append(webhook_id)
+        return added
+
+    def rotate_webhook_secret(self, webhook_id: str, actor: str) -> int:
+        """A new secret for the webhook (the old one stops signing at once); answer its generation."""
+        if webhook_id not in self.webhooks:
+            raise NotFound(f"no webhook {webhook_id} on this project")
+        self._rotate_webhook_secret(webhook_id=webhook_id, generation=self.webhooks[webhook_id]["generation"] + 1,
+                                    actor=actor)
+        return self.webhooks[webhook_id]["generation"]
+
+    def unsubscribe_webhook(self, webhook_id: str, why: str) -> None:
+        """The receiver answered 410 Gone: it wants no more. Removing one already gone does nothing."""
+        if webhook_id in self.webhooks:
+            self._remove_webhook(webhook_id=webhook_id, actor=SYSTEM_ACTOR, reason=why)
+
+    @event("WebhookAdded")
+    def _add_webhook(self, webhook_id: str, url: str, events: list[str] | None, actor: str, reason: str,
+                     at: str) -> None:
+        # A webhook receives what happens from `at` on, never what came before it.
+        self.webhooks[webhook_id] = {"id": webhook_id, "url": url, "events": events, "generation": 1, "added_at": at}
+
+    @event("WebhookChanged")
+    def _change_webhook(self, webhook_id: str, url: str, events: list[str] | None, actor: str, reason: str) -> None:
+        self.webhooks[webhook_id] = {**self.webhooks[webhook_id], "url": url, "events": events}
+
+    @event("WebhookRemoved")
+    def _remove_webhook(self, webhook_id: str, actor: str, reason: str) -> None:
+        self.webhooks.pop(webhook_id, None)
+
+    @event("WebhookSecretRotated")
+    def _rotate_webhook_secret(self, webhook_id: str, generation: int, actor: str) -> None:
+        self.webhooks[webhook_id] = {**self.webhooks[webhook_id], "generation": generation}
 
     def roles_of(self, user: str) -> set[str]:
         return roles_by_user(self.members).get(user, set())

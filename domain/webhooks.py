@@ -1,0 +1,72 @@
+"""A project's webhooks: where its messages go, which ones, and the secret each is signed with.
+
+Secrets are never stored. Each is derived from the service's webhook key, the webhook's id and its
+generation (raised by every rotation): `whsec_` and the base64 of an HMAC-SHA256, the Standard
+Webhooks form. So no event, view, log or export can hold one; the response that adds a webhook or
+rotates its secret is the only place it is ever shown.
+
+A URL is `https`, or `http` to 127.0.0.1/localhost where local webhooks are allowed (`signoff
+dev`). Its host must not be, or resolve to, a private, loopback, link-local or otherwise internal
+address (unless local webhooks are allowed and it is loopback): a webhook must not reach into the
+service's own network. The resolver is passed in, so this stays a pure rule; the sender asks it
+again right before each attempt, since a name may resolve elsewhere by then.
+"""
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
+
+from domain.errors import Invalid
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_URL_CHARS = 2000
+
+Resolve = Callable[[str], Iterable[str]]  # a host name to the addresses it resolves to
+
+
+def derive_secret(key: bytes, webhook_id: str, generation: int) -> str:
+    digest = hmac.new(key, f"signoff-webhook\0{webhook_id}\0{generation}".encode(), hashlib.sha256).digest()
+    return "whsec_" + base64.b64encode(digest).decode()
+
+
+def check_url(url: str, allow_local: bool, resolve: Resolve, where: tuple[str | int, ...] = ("url",)) -> None:
+    """Raise Invalid (naming `where`) unless `url` may receive webhooks."""
+    def refuse(why: str) -> Invalid:
+        return Invalid(f"webhook url {url!r}: {why}", where)
+
+    if len(url) > MAX_URL_CHARS:
+        raise refuse(f"longer than {MAX_URL_CHARS} characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
+    if not host:
+        raise refuse("it names no host")
+    if parts.username or parts.password:
+        raise refuse("credentials do not belong in a webhook url")
+    local = allow_local and host in LOCAL_HOSTS
+    if parts.scheme != "https" and not (parts.scheme == "http" and local):
+        raise refuse("only https urls receive webhooks" + ("" if allow_local else
+                                                          " (http only to 127.0.0.1 or localhost where local webhooks are on)"))
+    if local:
+        return
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolve(host)]
+        except OSError as exc:
+            raise refuse(f"its host does not resolve ({exc})") from None
+        if not addresses:
+            raise refuse("its host does not resolve")
+    for address in addresses:
+        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:10.0.0.1 is 10.0.0.1
+        address = mapped or address
+        if not address.is_global or address.is_multicast:
+            named = host if host == str(address) else f"{host} ({address})"
+            raise refuse(f"{named} is an internal address; webhooks go to public hosts only")

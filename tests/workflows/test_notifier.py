@@ -1,0 +1,95 @@
+"""The notifier end to end on the real dev server and a real receiver: a scripted chain with an
+escalation and a stalled dependency that escalates produce exactly the messages people must get,
+each signed (verified with `standardwebhooks`) and delivered once."""
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from config.settings import Settings
+from domain.commands import Decide
+from domain.dependency_commands import OpenDependency, Resolve
+from domain.webhooks import derive_secret
+from tests.builders import MEMBERS, make_policy, submission
+from tests.receiver import Receiver
+from workers.notifier import Notifier, tracking_recorder
+from workers.worker import build_worker
+from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.client import start_operation
+from workflows.dependency_client import open_watch, send_to_watch
+from workflows.messages import ChainInput
+
+PROVIDERS = [{"user": "omar", "roles": ["eng"]}, {"user": "pia", "roles": ["pm"]}]
+SPEC = {"stages": [{"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any",
+                    "escalation": [{"after": "PT1S", "notify": ["pm"]}]}]}
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+async def until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_scripted_chain_and_dependency_deliver_exactly_their_messages(temporal_env, sqlite_app, receiver,
+                                                                              tmp_path):
+    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
+    settings = Settings(allow_local_webhooks=True, webhook_key="test-key", task_queue=task_queue,
+                        webhook_first_retry_seconds=0.2, public_url="https://signoff.example")
+    app = sqlite_app
+    project = app.create_project("Northwind website relaunch", MEMBERS, [], [], "paula")
+    providing = app.create_project("Platform team", PROVIDERS, [], [], "paula")
+    [webhook_id] = project.set_webhooks("paula", "PMO channel", [{"url": receiver.url()}], uuid.uuid4)
+    app.save(project)
+    receiver.secrets["/hook"] = derive_secret(b"test-key", webhook_id, 1)
+    tracking = tracking_recorder(f"sqlite:///{tmp_path / 'events.sqlite'}")
+    notifier = asyncio.ensure_future(Notifier(app, temporal_env.client, settings, tracking).run(poll_seconds=0.1))
+    try:
+        async with build_worker(temporal_env.client, app, task_queue, settings=settings):
+            chain = ChainInput(submission=submission(str(project.id), make_policy(app, SPEC)))
+            start = start_operation(chain, task_queue)
+            await temporal_env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
+                                                                        start_workflow_operation=start)
+            opening = OpenDependency(actor="alice", dependency_id=str(uuid.uuid4()), project_id=str(project.id),
+                                     providing_project_id=str(providing.id), title="Sandbox credentials",
+                                     owner={"user": "omar"}, needed_by=datetime.now(UTC) + timedelta(minutes=5),
+                                     stall_after="PT1S", escalation=[{"after": "PT0.5S", "notify": ["pm"]}])
+            await open_watch(temporal_env.client, task_queue, opening, datetime.now(UTC) + timedelta(seconds=10))
+            await until(lambda: "Escalated" in [e["type"] for e in app.deliverable_history(chain.deliverable_id)]
+                        and "Escalated" in [e["type"] for e in app.dependency_history(opening.dependency_id)],
+                        10, "both escalations")
+            handle = await start.workflow_handle()
+            await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="bob", verdict="approve", revision=1))
+            await send_to_watch(temporal_env.client, Resolve(actor="omar", dependency_id=opening.dependency_id,
+                                                             note="in the vault"),
+                                datetime.now(UTC) + timedelta(seconds=10))
+            await until(lambda: len(receiver.received) >= 6, 15, "six deliveries")
+            await asyncio.sleep(1.0)  # nothing more arrives
+    finally:
+        notifier.cancel()
+    got = sorted((r.body["type"], r.body["data"]["subject"]["kind"], tuple(r.body["data"]["recipients"]))
+                 for r in receiver.received)
+    assert got == sorted([
+        ("review.requested", "deliverable", ("bob",)),
+        ("escalation.raised", "deliverable", ("pete",)),
+        ("deliverable.approved", "deliverable", ("alice",)),
+        ("dependency.stalled", "dependency", ("omar", "alice")),
+        ("escalation.raised", "dependency", ("pete", "pia")),
+        ("dependency.resolved", "dependency", ("alice",)),
+    ])
+    assert all(r.verified for r in receiver.received)
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 6  # one id per message
+    first = next(r.body for r in receiver.received if r.body["type"] == "review.requested")
+    assert first["data"]["project"] == {"id": str(project.id), "name": "Northwind website relaunch"}
+    assert first["data"]["subject"]["url"] == f"https://signoff.example/api/deliverables/{chain.deliverable_id}"
+    assert first["text"] == "Homepage mockups: your review is requested (design)"
