@@ -2,6 +2,7 @@
 the answer is one the published contract declares (status, content type, headers, body schema)."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from schemathesis import openapi
@@ -98,6 +99,11 @@ def fuzz(base_url: str, users: dict[str, dict[str, str]]) -> list[str]:
 async def test_the_api_answers_what_its_contract_declares(api):
     project_id, policy = await api.project(), await api.policy()
     assert (await api.submit(project_id, policy)).status_code == 201
+    # A dependency alice owns, so the dependency list and alice's inbox answer one to be checked.
+    r = await api.http.post("/api/dependencies", headers=api.auth("alice"), json={
+        "project_id": project_id, "title": "Sandbox credentials", "owner": {"user": "alice"},
+        "needed_by": (datetime.now(UTC) + timedelta(days=30)).isoformat(), "stall_after": "P2D"})
+    assert r.status_code == 201, r.text
     users = {"pmo": api.auth("paula", "pmo"), "member": api.auth("alice")}
     failures = await asyncio.to_thread(fuzz, str(api.http.base_url).rstrip("/"), users)
     assert not failures, "\n\n".join(failures)
