@@ -4,10 +4,15 @@ Everything goes through the same endpoints and tokens a real client uses, so the
 the contract at work: the PMO sets up projects and policies, authors submit deliverables, and
 reviewers decide or authors withdraw. Afterwards there are deliverables in every state: in review
 (some in later stages), changes requested, approved, rejected and withdrawn.
+
+Northwind works on a Berlin calendar (its SLAs count working time). Two cross-team dependencies
+run between the projects: one on a demo-paced stall clock that stalls and escalates within the
+first minute, so a newcomer sees the escalation happen, and one the owner has taken up.
 """
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -53,6 +58,11 @@ POLICIES = {
 def _members(**roles_by_user: str) -> list[dict]:
     return [{"user": user, "roles": roles.split()} for user, roles in roles_by_user.items()]
 
+
+# Northwind's team sits in Berlin: its SLAs and escalations count Berlin working time and holidays.
+BERLIN = {"timezone": "Europe/Berlin", "country": "DE", "subdivision": "BE",
+          "working_days": ["mon", "tue", "wed", "thu", "fri"], "working_hours": ["09:00", "17:00"]}
+CALENDARS = {"Northwind website relaunch": BERLIN}
 
 PROJECTS = {
     "Northwind website relaunch": _members(
@@ -100,6 +110,23 @@ DELIVERABLES = [
 ]
 
 
+# (requesting project, providing project, title, description, owner, requester, stall_after,
+#  needed in days, escalation or None for the project's path, what follows as (actor, action, body))
+DEPENDENCIES = [
+    # Demo-paced (seconds, on wall time: Fabrikam keeps no calendar), so it stalls and escalates
+    # while a newcomer watches; a real one would say P2D.
+    ("Fabrikam mobile app", "Northwind website relaunch", "Design-system components for the app",
+     "The button, form and card components the onboarding screens are drawn with, exported for mobile.",
+     {"role": "design-lead"}, "omar", "PT20S", 10,
+     [{"after": "PT15S", "notify": ["pm"]}, {"after": "PT40S", "notify": ["pmo"], "grant": ["pmo"]}], []),
+    ("Contoso product launch", "Fabrikam mobile app", "Load test of the checkout API",
+     "Launch day expects ten times the usual traffic; the checkout API must hold it.",
+     {"role": "eng-lead"}, "priya", "P3D", 14, None,
+     [("ivan", "acknowledge", {}),
+      ("ivan", "progress", {"note": "Test plan agreed; staging environment booked for Thursday.", "percent": 40})]),
+]
+
+
 class DemoError(RuntimeError):
     pass
 
@@ -127,9 +154,10 @@ def load_demo(base_url: str, settings: Settings) -> dict[str, str]:
         for name, policy in POLICIES.items():
             api.call("PUT", f"/api/policies/{name}", PMO, policy, roles=("pmo",))
         for name, members in PROJECTS.items():
-            project = api.call("POST", "/api/projects", PMO,
-                               {"name": name, "members": members, "escalation_path": ESCALATION_PATH},
-                               roles=("pmo",))
+            body: dict[str, Any] = {"name": name, "members": members, "escalation_path": ESCALATION_PATH}
+            if name in CALENDARS:
+                body["calendar"] = CALENDARS[name]
+            project = api.call("POST", "/api/projects", PMO, body, roles=("pmo",))
             ids[name] = project["id"]
         for project, title, policy, submitter, file, note, actions in DELIVERABLES:
             uri = f"https://files.example/{file}"
@@ -144,6 +172,17 @@ def load_demo(base_url: str, settings: Settings) -> dict[str, str]:
                 else:
                     api.call("POST", f"/api/deliverables/{deliverable['id']}/decisions", actor,
                              {"verdict": verdict, "comment": text, "revision": deliverable["revision"]})
+        for requesting, providing, title, description, owner, requester, stall_after, days, steps, actions \
+                in DEPENDENCIES:
+            body = {"project_id": ids[requesting], "providing_project_id": ids[providing], "title": title,
+                    "description": description, "owner": owner, "stall_after": stall_after,
+                    "needed_by": (datetime.now(UTC) + timedelta(days=days)).isoformat(), "remind_before": "P2D"}
+            if steps is not None:
+                body["escalation"] = steps
+            dependency = api.call("POST", "/api/dependencies", requester, body)
+            ids[title] = dependency["id"]
+            for actor, action, action_body in actions:
+                api.call("POST", f"/api/dependencies/{dependency['id']}/{action}", actor, action_body)
     finally:
         api.http.close()
     return ids

@@ -6,7 +6,7 @@ import time
 import httpx
 
 from tests.e2e.stack import DevStack, call
-from workers.demo import DELIVERABLES, POLICIES, PROJECTS
+from workers.demo import BERLIN, DELIVERABLES, DEPENDENCIES, POLICIES, PROJECTS
 
 EVERY_STATE = {"in_review", "changes_requested", "approved", "rejected", "withdrawn"}
 
@@ -46,10 +46,27 @@ def test_ready_only_once_the_demo_is_in(tmp_path):
         assert sorted(p["name"] for p in projects) == sorted(PROJECTS)
         for name in POLICIES:
             assert call(stack, "GET", f"/api/policies/{name}", "paula", ["pmo"]).status_code == 200
+        northwind = next(p for p in projects if p["name"] == "Northwind website relaunch")
+        assert northwind["calendar"] == BERLIN
+        dependencies = call(stack, "GET", "/api/dependencies", "paula", ["pmo"]).json()["items"]
+        assert sorted(d["title"] for d in dependencies) == sorted(d[2] for d in DEPENDENCIES)
+        taken_up = next(d for d in dependencies if d["title"] == "Load test of the checkout API")
+        assert (taken_up["status"], taken_up["percent"]) == ("in_progress", 40)
         assert (stack.data_dir / "demo-loaded").exists()
         # Before that it said why: the demo was loading (the API was up, not merely unreachable).
         assert "/problems/starting" in said, said
         assert httpx.head(f"{stack.url}/readyz", timeout=5).status_code == 200
         assert httpx.head(f"{stack.url}/healthz", timeout=5).status_code == 200
+        # A newcomer sees an escalation within a minute of the demo being in: the demo-paced
+        # dependency stalls and escalates to the project managers of both sides, in their inbox.
+        stalled_id = next(d["id"] for d in dependencies if d["title"] == "Design-system components for the app")
+        until = time.monotonic() + 60
+        while not call(stack, "GET", f"/api/dependencies/{stalled_id}", "paula", ["pmo"]).json()["escalations"]:
+            assert time.monotonic() < until, "no escalation within a minute"
+            time.sleep(1)
+        state = call(stack, "GET", f"/api/dependencies/{stalled_id}", "priya").json()
+        assert state["stalled"] and sorted(state["escalations"][0]["notified"]) == ["mike", "priya"]
+        inbox = call(stack, "GET", "/api/inbox", "priya").json()["items"]
+        assert any(i["kind"] == "escalation" and (i.get("dependency") or {}).get("id") == stalled_id for i in inbox)
     finally:
         stack.stop()
