@@ -23,11 +23,20 @@ with workflow.unsafe.imports_passed_through():
         Withdraw,
     )
     from domain.deliverable_state import ChainView, Deadline
-    from domain.errors import CommandAbandoned, CommandExpired, DomainError
+    from domain.errors import CommandExpired, DomainError
     from workflows.activities import ChainActivities
     from workflows import search
     from workflows.messages import ChainInput
-    from workflows.recording import RECORD_RETRY, RECORD_TIMEOUT, refusal_of, refuse
+    from workflows.recording import (
+        RECORD_RETRY,
+        RECORD_TIMEOUT,
+        history_is_long,
+        refusal_of,
+        refuse,
+        refuse_if_abandoned,
+        remember_abandoned,
+        wait_for_opening,
+    )
 
 
 # One patch for the changes that made the event store the workflow's source of truth (issue 5):
@@ -43,10 +52,6 @@ RECORD_IS_TRUTH = "record-is-truth"
 # without upserts until they continue as new. Timer summaries are metadata on the timer command,
 # which replay does not compare (the histories recorded before them replay): not patched.
 SEARCH_ATTRIBUTES = "search-attributes"
-# Abandoned update ids kept per run: enough for every client that could give up meanwhile.
-MAX_ABANDONED = 1000
-# How long past its deadline a run waits for an `open` that may still be on its way to the worker.
-OPEN_GRACE_SECONDS = 5
 
 
 def timer_summary(stage_name: str, deadline: Deadline) -> str:
@@ -101,18 +106,12 @@ class ApprovalChainWorkflow:
         if input.submission.expires_at is None or not workflow.patched(RECORD_IS_TRUTH):
             await workflow.wait_condition(opened)
             return
-        # A submission whose `open` never came (lost with a restarting server, or its caller's
-        # request cancelled) must not leave the run waiting for ever: past the submission's
-        # deadline it can no longer be recorded, so the run fails, unless an opening is under way.
-        wait = max((input.submission.expires_at - workflow.now()).total_seconds(), 0.0) + OPEN_GRACE_SECONDS
-        try:
-            await workflow.wait_condition(opened, timeout=wait, timeout_summary="submission deadline")
-        except asyncio.TimeoutError:
-            await workflow.wait_condition(lambda: opened() or not self.lock.locked())
+        # A submission whose `open` never came must not leave the run waiting for ever: past the
+        # submission's deadline it can no longer be recorded, so the run fails.
+        await wait_for_opening(opened, input.submission.expires_at, self.lock, "submission deadline")
 
     def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self.input.max_history
+        return history_is_long(self.input.max_history)
 
     async def _wait_for_change_or_deadline(self, view: ChainView) -> None:
         def changed() -> bool:
@@ -209,7 +208,7 @@ class ApprovalChainWorkflow:
     @workflow.signal
     def abandon(self, update_id: str) -> None:
         """The caller of this update has gone: if it is not yet recorded, it never will be."""
-        self.abandoned = [*self.abandoned[-(MAX_ABANDONED - 1):], update_id]
+        self.abandoned = remember_abandoned(self.abandoned, update_id)
 
     @workflow.query
     def current(self) -> ChainView | None:
@@ -217,9 +216,7 @@ class ApprovalChainWorkflow:
 
     # ---- helpers ------------------------------------------------------------------------------
     def _refuse_if_abandoned(self) -> None:
-        info = workflow.current_update_info()
-        if info is not None and info.id in self.abandoned:
-            raise refuse(CommandAbandoned("the caller went away before the command was taken up"))
+        refuse_if_abandoned(self.abandoned)
 
     def _validate(self, cmd: Command, expiry: bool = False) -> None:
         self._refuse_if_abandoned()

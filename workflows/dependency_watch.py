@@ -25,15 +25,20 @@ with workflow.unsafe.imports_passed_through():
         Resolve,
     )
     from domain.dependency_state import NextDeadline, WatchView
-    from domain.errors import CommandAbandoned, DependencyClosed
+    from domain.errors import DependencyClosed
     from workflows.dependency_activities import DependencyActivities
     from workflows.messages import WatchInput
-    from workflows.recording import RECORD_RETRY, RECORD_TIMEOUT, refusal_of, refuse
+    from workflows.recording import (
+        RECORD_RETRY,
+        RECORD_TIMEOUT,
+        history_is_long,
+        refusal_of,
+        refuse,
+        refuse_if_abandoned,
+        remember_abandoned,
+        wait_for_opening,
+    )
 
-# Abandoned update ids kept per run: enough for every client that could give up meanwhile.
-MAX_ABANDONED = 1000
-# How long past its deadline a run waits for an `open` that may still be on its way to the worker.
-OPEN_GRACE_SECONDS = 5
 
 
 def deadline_id(view: WatchView, deadline: NextDeadline) -> str:
@@ -78,21 +83,13 @@ class DependencyWatchWorkflow:
         def opened() -> bool:
             return self.view is not None or self.open_failed
 
-        expires_at = input.opening.expires_at
-        if expires_at is None:
+        if input.opening.expires_at is None:
             await workflow.wait_condition(opened)
-            return
-        # An opening that never came (its caller gone, the server restarting) cannot be recorded
-        # past its deadline: the run ends rather than wait for ever.
-        wait = max((expires_at - workflow.now()).total_seconds(), 0.0) + OPEN_GRACE_SECONDS
-        try:
-            await workflow.wait_condition(opened, timeout=wait, timeout_summary="opening deadline")
-        except asyncio.TimeoutError:
-            await workflow.wait_condition(lambda: opened() or not self.lock.locked())
+        else:  # an opening that never came cannot be recorded past its deadline: the run ends
+            await wait_for_opening(opened, input.opening.expires_at, self.lock, "opening deadline")
 
     def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self.input.max_history
+        return history_is_long(self.input.max_history)
 
     async def _wait_for_change_or_deadline(self, view: WatchView) -> None:
         def changed() -> bool:
@@ -181,7 +178,7 @@ class DependencyWatchWorkflow:
     @workflow.signal
     def abandon(self, update_id: str) -> None:
         """The caller of this update has gone: if it is not yet recorded, it never will be."""
-        self.abandoned = [*self.abandoned[-(MAX_ABANDONED - 1):], update_id]
+        self.abandoned = remember_abandoned(self.abandoned, update_id)
 
     @workflow.query
     def current(self) -> WatchView | None:
@@ -189,9 +186,7 @@ class DependencyWatchWorkflow:
 
     # ---- helpers ------------------------------------------------------------------------------
     def _refuse_if_abandoned(self) -> None:
-        info = workflow.current_update_info()
-        if info is not None and info.id in self.abandoned:
-            raise refuse(CommandAbandoned("the caller went away before the command was taken up"))
+        refuse_if_abandoned(self.abandoned)
 
     def _validate(self) -> None:
         """What the watch can tell from its own view; who may do what needs the projects, which the
