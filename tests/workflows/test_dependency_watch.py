@@ -3,6 +3,9 @@ escalation levels in order, progress restarts the clock, resolve ends the watch,
 refusal records nothing anywhere."""
 
 import asyncio
+import base64
+import json
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,6 +24,7 @@ from domain.dependency_commands import (
 )
 from domain.errors import DependencyClosed, Forbidden
 from tests.builders import MEMBERS
+from workers.devstack import temporal_binary
 from workers.worker import build_worker
 from workflows.dependency_client import open_watch, send_to_watch, start_operation
 from workflows.dependency_watch import DependencyWatchWorkflow
@@ -162,3 +166,14 @@ async def test_a_long_watch_continues_as_new_and_keeps_its_clock(watches):
     await asyncio.sleep(0.5)
     assert watches.events(opening.dependency_id).count("Stalled") == 1
     assert watches.events(opening.dependency_id).count("ProgressReported") == 8
+
+
+async def test_an_operator_reads_each_timer_and_its_due_time_with_the_temporal_cli(watches):
+    dependency_id, handle = await watches.open(stall_after="PT1M", remind_before="PT10S")
+    argv = [temporal_binary(), "workflow", "show", "--address", watches.client.service_client.config.target_host,
+            "--namespace", watches.client.namespace, "--workflow-id", handle.id, "-o", "json"]
+    history = json.loads(subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout)
+    summaries = [base64.b64decode(e["userMetadata"]["summary"]["data"]).decode() for e in history["events"]
+                 if e.get("timerStartedEventAttributes")]
+    due = next(d for d in watches.app.dependency_watch(dependency_id).deadlines if d.kind == "reminder").due_at
+    assert summaries == [json.dumps(f"reminder due {due.isoformat()}")]
