@@ -6,7 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.dependency_commands import (
@@ -19,6 +24,7 @@ from domain.dependency_commands import (
 )
 from domain.dependency_state import WatchView
 from domain.errors import ChainFinished, DependencyClosed
+from workflows import search
 from workflows.client import UNKNOWN_OUTCOME, AlreadyExists, CallerLeft, _answer, refusal, remaining
 from workflows.dependency_watch import DependencyWatchWorkflow
 from workflows.messages import WatchInput, watch_workflow_id
@@ -32,12 +38,14 @@ UPDATES: dict[type, Any] = {Acknowledge: DependencyWatchWorkflow.acknowledge,
 
 
 def start_operation(watch: WatchInput, task_queue: str) -> WithStartWorkflowOperation:
-    """How a watch starts: its id, and the dependency's title as its summary in the Web UI."""
+    """How a watch starts: its id, the requesting project as a search attribute (operators find
+    every workflow of a project with `ProjectId='…'`), and the dependency's title as its summary."""
     return WithStartWorkflowOperation(
         DependencyWatchWorkflow.run, watch, id=watch_workflow_id(watch.dependency_id), task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         # A run whose opening was refused (expired, say) failed: the same id may be opened again.
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(search.PROJECT_ID, watch.opening.project_id)]),
         static_summary=watch.opening.title)
 
 

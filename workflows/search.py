@@ -1,4 +1,5 @@
-"""What Temporal operators search chains by: the custom search attributes of `deliverable-{id}`.
+"""What Temporal operators search chains by: the custom search attributes of `deliverable-{id}`
+(a dependency's watch, `dependency-{id}`, carries `ProjectId` of its requesting project).
 
 One place names them; every Temporal that runs the chain must have them registered (the dev
 servers take `dev_server_flags()`, a cluster `temporal operator search-attribute create`, see

@@ -26,6 +26,7 @@ from domain.errors import DependencyClosed, Forbidden
 from tests.builders import MEMBERS
 from workers.devstack import temporal_binary
 from workers.worker import build_worker
+from workflows import search
 from workflows.dependency_client import open_watch, send_to_watch, start_operation
 from workflows.dependency_watch import DependencyWatchWorkflow
 from workflows.messages import WatchInput, watch_workflow_id
@@ -177,3 +178,10 @@ async def test_an_operator_reads_each_timer_and_its_due_time_with_the_temporal_c
                  if e.get("timerStartedEventAttributes")]
     due = next(d for d in watches.app.dependency_watch(dependency_id).deadlines if d.kind == "reminder").due_at
     assert summaries == [json.dumps(f"reminder due {due.isoformat()}")]
+
+
+async def test_an_operator_finds_a_projects_watches_by_its_id(watches):
+    _, handle = await watches.open(stall_after="PT1M")
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(search.PROJECT_ID) == watches.requesting
+    assert await described.static_summary() == "Sandbox credentials"
