@@ -23,6 +23,7 @@ from domain.dependency_commands import (
     ResolveFields,
 )
 from domain.dependency_state import DependencyState, OwnerView
+from domain.notifications import TYPES
 from domain.policy_spec import NAME_PATTERN, EscalationStep, PolicySpec
 from domain.text import IsoDate, Name, RequiredText, RoleName, UserId
 
@@ -57,6 +58,24 @@ class ProjectCreate(Body):
     calendar: Calendar | None = Field(default=None, description=CALENDAR_DOC)
 
 
+MAX_WEBHOOKS = 20
+MessageType = Literal[TYPES]  # type: ignore[valid-type]
+MESSAGE_TYPES_DOC = "The message types it receives (absent or null: every type): " + ", ".join(TYPES)
+
+
+class WebhookIn(Body):
+    """A webhook: with the `id` of one the project has, that one (its url and events as given); without,
+    a new one, whose secret the answer shows this once."""
+
+    id: str | None = Field(default=None, max_length=64, description="A webhook the project has; absent: add one",
+                           examples=["3f2b8c1e-9d4a-4e6b-8a7c-1d2e3f4a5b6c"])
+    url: str = Field(min_length=1, max_length=2000, description="https (http only to 127.0.0.1/localhost where "
+                                                                 "SIGNOFF_ALLOW_LOCAL_WEBHOOKS is on), to a public host",
+                     examples=["https://hooks.example/pmo"])
+    events: list[MessageType] | None = Field(default=None, max_length=len(TYPES), description=MESSAGE_TYPES_DOC,
+                                             examples=[["escalation.raised", "dependency.stalled"]])
+
+
 class ProjectUpdate(Body):
     """A charter change: each part given replaces the project's whole part; a part left out (or null)
     stays as it is. The reason is recorded with the change."""
@@ -72,6 +91,11 @@ class ProjectUpdate(Body):
                                          description="The project's phases from now on",
                                          examples=[[{"name": "Discovery", "planned_start": "2026-12-01"}]])
     calendar: Calendar | None = Field(default=None, description=CALENDAR_DOC + "; stages opened from now on use it")
+    webhooks: list[WebhookIn] | None = Field(
+        default=None, max_length=MAX_WEBHOOKS,
+        description="The project's webhooks from now on: one listed with its `id` is kept (with the url and events "
+                    "given), one without is added (its secret is in this answer only), one left out is removed",
+        examples=[[{"url": "https://hooks.example/pmo", "events": ["escalation.raised"]}]])
     reason: RequiredText = Field(description="Why the charter changes", examples=["ethan takes over design from bob"])
 
 
@@ -82,8 +106,16 @@ class ProjectPublic(BaseModel):
     escalation_path: list[EscalationStep] = []
     phases: list["PhaseOut"] = []
     calendar: Calendar | None = Field(default=None, description="The business calendar, null: wall time")
+    webhooks: list["WebhookOut"] = Field(default_factory=list, description="Where its messages go; never a secret")
     created_by: str | None = None
     created_at: datetime
+
+
+class ProjectChanged(ProjectPublic):
+    """The project after a change: as GET shows it, and for each webhook this change added, its secret."""
+
+    webhooks: list["WebhookAdded"] = Field(  # type: ignore[assignment]
+        default_factory=list, description="Where its messages go; `secret` only on those this change added")
 
 
 # A command's body is its use case's fields, written once in domain/commands.py.
@@ -142,6 +174,64 @@ class PhaseOut(BaseModel):
     name: str = Field(examples=["Discovery"])
     planned_start: str | None = Field(default=None, description="ISO date", examples=["2026-12-01"])
     planned_end: str | None = Field(default=None, description="ISO date", examples=["2027-01-15"])
+
+
+class WebhookOut(BaseModel):
+    id: str = Field(description="The webhook's id", examples=["3f2b8c1e-9d4a-4e6b-8a7c-1d2e3f4a5b6c"])
+    url: str = Field(examples=["https://hooks.example/pmo"])
+    events: list[str] | None = Field(description=MESSAGE_TYPES_DOC, examples=[["escalation.raised"]])
+
+
+class WebhookAdded(WebhookOut):
+    secret: str | None = Field(default=None, description="Shown once, for a webhook this change added: the "
+                                                          "Standard Webhooks secret its deliveries are signed with",
+                               examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+
+
+class WebhookSecret(WebhookOut):
+    secret: str = Field(description="The webhook's new secret, shown this once; the old one no longer signs",
+                        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+
+
+DeliveryStatus = Literal["pending", "delivered", "failed", "unsubscribed", "skipped"]
+
+
+class DeliveryRunOutcome(BaseModel):
+    run: int = Field(description="1 for the first run of attempts, then one per retry asked for")
+    outcome: Literal["delivered", "failed", "unsubscribed", "skipped"] = Field(
+        description="delivered: a 2xx; failed: no 2xx within the budget; unsubscribed: the receiver answered 410 "
+                    "(the webhook is removed); skipped: the webhook was removed before it could be sent")
+    attempts: int = Field(description="Attempts in this run")
+    last_status: int | None = Field(description="The receiver's last HTTP status (null: no answer)")
+    error: str = Field(description="Why the last attempt failed, if it did")
+    at: datetime
+
+
+class SubjectOut(BaseModel):
+    kind: str = Field(examples=["deliverable"])
+    id: str
+    title: str
+    url: str
+
+
+class DeliveryOut(BaseModel):
+    """One message to one webhook, and what became of it."""
+
+    id: UUID
+    project_id: UUID
+    webhook_id: str
+    webhook_message_id: str = Field(description="The `webhook-id` header: the same on every attempt and retry")
+    type: str = Field(description="The message type", examples=["escalation.raised"])
+    subject: SubjectOut
+    status: DeliveryStatus = Field(description="pending while a run is under way, else the last run's outcome")
+    runs: int
+    attempts: int = Field(description="Attempts over all runs")
+    last_status: int | None = None
+    error: str = ""
+    outcomes: list[DeliveryRunOutcome]
+    created_at: datetime
+    updated_at: datetime
+    version: int
 
 
 class PolicyOut(PolicySpec):

@@ -42,6 +42,25 @@ class Signoff(Application):
             self._save(project)
         return project
 
+    def change_project_and_webhooks(self, project_id: str | UUID, actor: str, reason: str,
+                                    webhooks: list[dict[str, Any]] | None, new_id: Any,
+                                    **parts: Any) -> tuple[Project, list[str]]:
+        """`change_project`, and make the project's webhooks those listed (None keeps them), in one
+        save; answer the project and the ids of the webhooks added, whose secrets the caller shows once."""
+        project = self.get_project(project_id)
+        changed = project.change_charter(actor, reason, **parts)
+        added = project.set_webhooks(actor, reason, webhooks, new_id) if webhooks is not None else []
+        if changed or project.pending_events:
+            self._save(project)
+        return project, added
+
+    def rotate_webhook_secret(self, project_id: str | UUID, webhook_id: str, actor: str) -> tuple[Project, int]:
+        """A new secret generation for the webhook (NotFound for one the project does not have)."""
+        project = self.get_project(project_id)
+        generation = project.rotate_webhook_secret(webhook_id, actor)
+        self._save(project)
+        return project, generation
+
     def get_project(self, project_id: str | UUID) -> Project:
         return self._get(as_uuid(project_id, "project"), "project", Project)
 
@@ -314,6 +333,11 @@ class Signoff(Application):
             changed.append(project)
         self._save(*changed)
         return delivery.to_state()
+
+    def delivery_aggregate(self, uid: str | UUID) -> Any:
+        from domain.delivery import Delivery
+
+        return self._get(as_uuid(uid, "delivery"), "delivery", Delivery)
 
     def get_delivery(self, uid: str | UUID) -> dict[str, Any]:
         from domain.delivery import Delivery

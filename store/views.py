@@ -38,6 +38,10 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS signoff_view_dependencies_project ON signoff_view_dependencies (project_id)",
     "CREATE INDEX IF NOT EXISTS signoff_view_dependencies_providing ON signoff_view_dependencies"
     " (providing_project_id)",
+    # Webhook deliveries: what became of each message sent to a project's webhooks.
+    "CREATE TABLE IF NOT EXISTS signoff_view_deliveries (id TEXT PRIMARY KEY, project_id TEXT NOT NULL,"
+    " status TEXT NOT NULL, updated_at TEXT NOT NULL, summary TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS signoff_view_deliveries_project ON signoff_view_deliveries (project_id, status)",
     "CREATE TABLE IF NOT EXISTS signoff_view_policy_projects (policy TEXT NOT NULL, project_id TEXT NOT NULL,"
     " PRIMARY KEY (policy, project_id))",
 ]
@@ -50,9 +54,14 @@ UPSERT_DEPENDENCY = ("INSERT INTO signoff_view_dependencies (id, project_id, pro
                      " overdue, updated_at, notified, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO"
                      " UPDATE SET status = excluded.status, stalled = excluded.stalled, overdue = excluded.overdue,"
                      " updated_at = excluded.updated_at, notified = excluded.notified, summary = excluded.summary")
-# Marks that the dependency list was filled from the whole log once (views older than the table had
-# already read past the dependencies' events).
+UPSERT_DELIVERY = ("INSERT INTO signoff_view_deliveries (id, project_id, status, updated_at, summary) "
+                   "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+                   "updated_at = excluded.updated_at, summary = excluded.summary")
+# Marks that a list was filled from the whole log once (views older than its table had already read
+# past its aggregates' events): the marker's name, and the topic prefix of the events it lists.
 DEPENDENCIES_FILLED = "signoff-dependencies-filled"
+DELIVERIES_FILLED = "signoff-deliveries-filled"
+BACKFILLS = ((DEPENDENCIES_FILLED, "domain.dependency:"), (DELIVERIES_FILLED, "domain.delivery:"))
 INSERT_POLICY_USE = ("INSERT INTO signoff_view_policy_projects (policy, project_id) VALUES (?, ?) "
                      "ON CONFLICT (policy, project_id) DO NOTHING")
 
@@ -90,10 +99,19 @@ def dependency_row(dependency: Any) -> tuple[Any, ...]:
             state.overdue, sortable_time(summary["updated_at"]), json.dumps(notified), json.dumps(summary))
 
 
+def delivery_row(state: dict[str, Any]) -> tuple[Any, ...]:
+    """The list row of a delivery (Delivery.to_state())."""
+    return (state["id"], state["project_id"], state["status"], sortable_time(state["updated_at"]), json.dumps(state))
+
+
 def project_summary(project: Project) -> dict[str, Any]:
+    # Each webhook's id, url and events only: never its generation, and there is no secret to show.
+    webhooks = [{"id": w["id"], "url": w["url"], "events": w["events"]}
+                for w in getattr(project, "webhooks", {}).values()]
     return {"id": str(project.id), "name": project.name, "members": project.members,
             "escalation_path": project.escalation_path, "phases": project.phases,
-            "calendar": project.calendar, "created_by": project.created_by, "created_at": project.created_on.isoformat()}
+            "calendar": project.calendar, "webhooks": webhooks, "created_by": project.created_by,
+            "created_at": project.created_on.isoformat()}
 
 
 class ReadModel:
@@ -108,7 +126,8 @@ class ReadModel:
             cur.execute(self._sql("INSERT INTO signoff_view_position (name, position) VALUES (?, 0) "
                                   "ON CONFLICT (name) DO NOTHING"), (VIEW_NAME,))
             self._backfill_policy_use(cur)
-            self._backfill_dependencies(cur)
+            for marker, prefix in BACKFILLS:
+                self._backfill(cur, marker, prefix)
 
     # ---- connection ---------------------------------------------------------------------------
     def _creation(self) -> Any:
@@ -176,6 +195,8 @@ class ReadModel:
             cur.execute(self._sql(INSERT_POLICY_USE), (summary["policy"]["name"], summary["project_id"]))
         elif topic.startswith("domain.dependency:"):
             cur.execute(self._sql(UPSERT_DEPENDENCY), dependency_row(self.app.dependency_aggregate(originator_id)))
+        elif topic.startswith("domain.delivery:"):
+            cur.execute(self._sql(UPSERT_DELIVERY), delivery_row(self.app.get_delivery(originator_id)))
         elif topic.startswith("domain.project:"):
             summary = project_summary(self.app.get_project(originator_id))
             cur.execute(self._sql(UPSERT_PROJECT), (summary["id"], summary["created_at"], json.dumps(summary)))
@@ -189,8 +210,9 @@ class ReadModel:
         for project_id, summary in cur.fetchall():
             cur.execute(self._sql(INSERT_POLICY_USE), (json.loads(summary)["policy"]["name"], project_id))
 
-    def _backfill_dependencies(self, cur: Any) -> None:
-        cur.execute(self._sql("SELECT position FROM signoff_view_position WHERE name = ?"), (DEPENDENCIES_FILLED,))
+    def _backfill(self, cur: Any, marker: str, prefix: str) -> None:
+        """Fill a list whose table is newer than the views' position from the log read so far, once."""
+        cur.execute(self._sql("SELECT position FROM signoff_view_position WHERE name = ?"), (marker,))
         if cur.fetchone() is not None:
             return
         cur.execute(self._sql("SELECT position FROM signoff_view_position WHERE name = ?"), (VIEW_NAME,))
@@ -201,11 +223,11 @@ class ReadModel:
                                                            stop=read_to, topics=())
             if not batch:
                 break
-            for originator_id in {n.originator_id for n in batch if n.topic.startswith("domain.dependency:")}:
-                self._refresh(cur, originator_id, "domain.dependency:")
+            for originator_id in {n.originator_id for n in batch if n.topic.startswith(prefix)}:
+                self._refresh(cur, originator_id, prefix)
             position = batch[-1].id
         cur.execute(self._sql("INSERT INTO signoff_view_position (name, position) VALUES (?, ?)"),
-                    (DEPENDENCIES_FILLED, read_to))
+                    (marker, read_to))
 
     # ---- reading ------------------------------------------------------------------------------
     def projects(self) -> list[dict[str, Any]]:
@@ -263,3 +285,15 @@ class ReadModel:
             cur.execute(self._sql(f"SELECT summary, notified FROM signoff_view_dependencies WHERE {where} "
                                   "ORDER BY updated_at DESC, id"), params)
             return [(json.loads(summary), json.loads(notified)) for summary, notified in cur.fetchall()]
+
+    def deliveries(self, project_id: str, status: str | None = None) -> list[dict[str, Any]]:
+        """The project's webhook deliveries (Delivery.to_state()), newest change first."""
+        self.catch_up()
+        where, params = "project_id = ?", [project_id]
+        if status:
+            where += " AND status = ?"
+            params.append(status)
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT summary FROM signoff_view_deliveries WHERE {where} "
+                                  "ORDER BY updated_at DESC, id"), params)
+            return [json.loads(r[0]) for r in cur.fetchall()]

@@ -1,14 +1,29 @@
 import asyncio
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 
 from api.contract import problems
-from api.deps import CurrentUser, Svc, require_pmo_or_admin, visible_project
-from api.models import ProjectCreate, ProjectPublic, ProjectUpdate
+from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin, visible_project
+from api.models import (
+    ProjectChanged,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectUpdate,
+    WebhookIn,
+    WebhookSecret,
+)
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, ascending, paginate
+from api.routers import deliveries
+from domain.errors import Invalid
 from domain.project import Project
+from domain.webhooks import check_url, derive_secret
 from store.views import project_summary
+from workflows.delivery_activities import resolve
+
+# How long a webhook url's host may take to resolve before the url is refused.
+RESOLVE_SECONDS = 5.0
 
 router = APIRouter(prefix="/api/projects", tags=["projects"], responses=problems(401, 503))
 
@@ -48,21 +63,75 @@ async def get_project(project_id: Annotated[str, Path(json_schema_extra={"format
 
 
 
-@router.patch("/{project_id}", response_model=ProjectPublic, responses=problems(403, 404, 409, 413, 422))
+@router.patch("/{project_id}", response_model=ProjectChanged, responses=problems(403, 404, 409, 413, 422))
 async def update_project(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})], body: ProjectUpdate,
-                         user: CurrentUser, services: Svc) -> ProjectPublic:
+                         user: CurrentUser, services: Svc) -> ProjectChanged:
     """Change the project's charter (pmo or admin): replace its `members`, `escalation_path` or
-    `phases` or `calendar`, saying why. The change is recorded with who made it and why; a change that changes
-    nothing records nothing and answers the project as it is.
+    `phases` or `calendar` or `webhooks`, saying why. The change is recorded with who made it and why; a change that
+    changes nothing records nothing and answers the project as it is.
+
+    `webhooks` lists the project's webhooks from now on: one given with its `id` is kept (its url and
+    events changed to those given), one without an `id` is added, one left out is removed. The answer
+    shows each webhook added by this change with its `secret` (`whsec_…`): this once, never again (a
+    lost secret is replaced by rotate-secret).
 
     Chains already running keep the approvers they resolved when their stage opened; stages opened
     later, reassignments and escalations use the new members. Someone no longer a member no longer
     sees the project or its deliverables (404), so can no longer decide.
 
-    Rules the schema cannot say: each member is listed once (else 422)."""
+    Rules the schema cannot say: each member is listed once (else 422); a webhook's url is https to a
+    host that resolves to public addresses only, or http to 127.0.0.1/localhost where local webhooks are
+    on (else 422 at body.webhooks.N.url); an `id` the project has no webhook under, or one listed twice, is a 422."""
+    require_pmo_or_admin(user)
+    known = await asyncio.to_thread(visible_project, services, user, project_id)
+    parts = body.model_dump(exclude={"reason", "calendar", "webhooks"})
+    parts["calendar"] = body.calendar.model_dump(mode="json") if body.calendar else None
+    wanted = None
+    if body.webhooks is not None:
+        await _check_urls(services, body.webhooks, known)
+        wanted = [{"url": w.url, "events": sorted(set(w.events)) if w.events is not None else None,
+                   **({"id": w.id} if w.id else {})} for w in body.webhooks]
+    project, added = await asyncio.to_thread(services.store.change_project_and_webhooks, project_id, user.user,
+                                             body.reason, wanted, uuid.uuid4, **parts)
+    changed = project_summary(project)
+    key = services.settings.webhook_key.encode()
+    for webhook in changed["webhooks"]:
+        if webhook["id"] in added:  # shown this once; generation 1 is the one a new webhook starts with
+            webhook["secret"] = derive_secret(key, webhook["id"], 1)
+    return ProjectChanged(**changed)
+
+
+async def _check_urls(services: Services, webhooks: list[WebhookIn], known: Project) -> None:
+    """422 naming body.webhooks.N.url for the first url that may not receive webhooks. A webhook kept with
+    the url it has was checked when it was set (and each delivery attempt checks it again)."""
+    allow_local = services.settings.allow_local_webhooks
+    for index, webhook in enumerate(webhooks):
+        held = known.webhooks.get(webhook.id or "")
+        if held is not None and held["url"] == webhook.url:
+            continue
+        where = ("webhooks", index, "url")
+        try:
+            await asyncio.wait_for(asyncio.to_thread(check_url, webhook.url, allow_local, resolve, where),
+                                   RESOLVE_SECONDS)
+        except TimeoutError:
+            raise Invalid(f"webhook url {webhook.url!r}: its host did not resolve within {RESOLVE_SECONDS:g} s",
+                          where) from None
+
+
+@router.post("/{project_id}/webhooks/{webhook_id}/rotate-secret", response_model=WebhookSecret,
+             responses=problems(403, 404, 409, 422))
+async def rotate_webhook_secret(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})],
+                                webhook_id: Annotated[str, Path(max_length=64)], user: CurrentUser,
+                                services: Svc) -> WebhookSecret:
+    """A new secret for the webhook (pmo or admin), shown in this answer only. The old secret stops
+    signing at once: deliveries from now on, retries of earlier ones included, are signed with the new one."""
     require_pmo_or_admin(user)
     await asyncio.to_thread(visible_project, services, user, project_id)
-    parts = body.model_dump(exclude={"reason", "calendar"})
-    parts["calendar"] = body.calendar.model_dump(mode="json") if body.calendar else None
-    project = await asyncio.to_thread(services.store.change_project, project_id, user.user, body.reason, **parts)
-    return public(project)
+    project, generation = await asyncio.to_thread(services.store.rotate_webhook_secret, project_id, webhook_id,
+                                                  user.user)
+    webhook = project.webhooks[webhook_id]
+    return WebhookSecret(id=webhook_id, url=webhook["url"], events=webhook["events"],
+                         secret=derive_secret(services.settings.webhook_key.encode(), webhook_id, generation))
+
+
+router.include_router(deliveries.router)

@@ -85,7 +85,8 @@ async def serve_api(temporal_env, tmp_path, with_worker: bool = True, **override
     server = ServerThread(create_app(settings), settings, port)
     async with AsyncExitStack() as stack:
         if with_worker:
-            await stack.enter_async_context(build_worker(temporal_env.client, worker_store, settings.task_queue))
+            await stack.enter_async_context(build_worker(temporal_env.client, worker_store, settings.task_queue,
+                                                         settings=settings))
         server.start()
         while not server.server.started:
             await asyncio.sleep(0.02)
