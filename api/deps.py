@@ -82,13 +82,22 @@ async def get_principal(request: Request, services: Annotated[Services, Depends(
     return principal_of(services.settings, credentials.credentials)
 
 
-def principal_of(settings: Settings, token: str) -> Principal:
-    """The bearer of `token`, or 401."""
+def principal_of(settings: Settings, token: str, *, feed: bool = False, in_query: bool = False) -> Principal:
+    """The bearer of `token`, or 401. A feed token is 403 unless `feed` (the calendar feed is asked for);
+    a token that came as `?token=` (`in_query`) must be a feed token: others belong in a header, not in
+    URLs that calendar apps, proxies and browsers keep. Whether a feed token is still the current one
+    (not revoked) is the feed's own check (api/routers/calendar.py): it needs the event store."""
     try:
-        return read_token(settings.jwt_secret, token, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                          max_ttl=settings.jwt_max_ttl)
+        principal = read_token(settings.jwt_secret, token, issuer=settings.jwt_issuer,
+                               audience=settings.jwt_audience, max_ttl=settings.jwt_max_ttl)
     except InvalidToken as exc:
         raise Problem(401, f"invalid token: {exc}", "unauthorized") from None
+    if principal.is_feed_token and not feed:
+        raise Problem(403, "a feed token is good for the calendar feed (GET /api/calendar.ics) only", "forbidden")
+    if in_query and not principal.is_feed_token:
+        raise Problem(401, "?token= takes a feed token only; send other tokens as Authorization: Bearer",
+                      "unauthorized")
+    return principal
 
 
 Svc = Annotated[Services, Depends(get_services)]

@@ -11,6 +11,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from api.feed_tokens import redact_access_log
 from api.problems import problem_response
 from config.settings import Settings
 
@@ -51,4 +52,6 @@ class ProblemH11Protocol(H11Protocol):
 def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
     options: dict[str, Any] = {"host": settings.host, "port": settings.port, "http": ProblemH11Protocol,
                                "h11_max_incomplete_event_size": settings.max_header_bytes, **overrides}
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)  # configures uvicorn's loggers
+    redact_access_log()  # the calendar feed's ?token= never reaches the access log
+    return config
