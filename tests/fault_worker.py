@@ -6,7 +6,9 @@
 - `raise-after-record:MARK` makes that activity attempt fail once after recording;
 - `kill-after-deadline:KIND` kills the worker right after a deadline of that kind is recorded;
 - `kill-after-dependency-deadline:KIND` kills it right after a dependency watch's deadline of that
-  kind (reminder, stall, escalation, overdue) is recorded, before Temporal hears of it.
+  kind (reminder, stall, escalation, overdue) is recorded, before Temporal hears of it;
+- `kill-after-webhook-sent` kills it right after a webhook receiver answered 2xx, before the attempt's
+  result reaches Temporal (so before the outcome is recorded).
 Each proves that a retried recording is a no-op and nothing accepted is lost. The activities keep
 their names, so the workflow cannot tell them from the real ones.
 """
@@ -25,6 +27,7 @@ from domain.dependency_commands import FireDependencyDeadline
 from domain.dependency_state import WatchView
 from workers.cli import run_worker
 from workflows.activities import ChainActivities
+from workflows.delivery_activities import Attempted, DeliveryActivities, DeliveryInput
 from workflows.dependency_activities import DependencyActivities
 
 
@@ -64,6 +67,19 @@ class FaultyDependencyActivities(DependencyActivities):
         return view
 
 
+class FaultyDeliveryActivities(DeliveryActivities):
+    def __init__(self, app: Signoff, settings: Settings, fault: str):
+        super().__init__(app, settings)
+        self.fault = fault
+
+    @activity.defn(name="send_webhook")
+    async def send_webhook(self, input: DeliveryInput) -> Attempted:
+        sent = await super().send_webhook(input)
+        if self.fault == "kill-after-webhook-sent" and sent.outcome == "delivered":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return sent
+
+
 def faulty(fault: str) -> functools.partial[FaultyActivities]:
     """What build_worker takes as `activities`: the app in, activities with `fault` out."""
     return functools.partial(FaultyActivities, fault=fault)
@@ -74,6 +90,11 @@ def faulty_dependencies(fault: str) -> functools.partial[FaultyDependencyActivit
     return functools.partial(FaultyDependencyActivities, fault=fault)
 
 
+def faulty_deliveries(fault: str) -> functools.partial[FaultyDeliveryActivities]:
+    """What build_worker takes as `delivery_activities`: the app and settings in, activities with `fault` out."""
+    return functools.partial(FaultyDeliveryActivities, fault=fault)
+
+
 if __name__ == "__main__":
     fault = os.environ.get("SIGNOFF_FAULTS", "")
-    run_worker(Settings(), faulty(fault), faulty_dependencies(fault))
+    run_worker(Settings(), faulty(fault), faulty_dependencies(fault), faulty_deliveries(fault))

@@ -17,6 +17,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -114,13 +115,17 @@ def _ready_but_demo(url: str) -> bool:
 
 
 class DevStack:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, webhook_log: Path | None = None):
         data_dir = settings.data_dir.expanduser().resolve()
         self.settings = settings.model_copy(
             update={"data_dir": data_dir, "temporal_address": f"127.0.0.1:{settings.temporal_port}",
                     # The API is not ready until the demo is in (a no-op once it was loaded on a first start).
-                    "readyz_waits_for": str(data_dir / DEMO_MARKER) if settings.demo else ""}
+                    "readyz_waits_for": str(data_dir / DEMO_MARKER) if settings.demo else "",
+                    # Webhooks may go to http://127.0.0.1 and localhost, e.g. the --webhook-log receiver.
+                    "allow_local_webhooks": True}
         )
+        self.webhook_log_path = webhook_log.expanduser().resolve() if webhook_log else None
+        self.webhook_log: Any = None  # workers/webhook_log.py's receiver, once started
         self.api_url = f"http://127.0.0.1:{settings.port}"
         self.supervisor = Supervisor(_say)
         # Set while a restarted Temporal is not answering yet: then the next probe is due at this time.
@@ -189,6 +194,16 @@ class DevStack:
         self.spawn("api", [sys.executable, "-m", "workers.cli", "api"])
         # Ready but for the demo data, which goes in through this very API.
         self.wait_until("API", lambda: _ready_but_demo(f"{self.api_url}/readyz"))
+        if self.webhook_log_path is not None:
+            self.start_webhook_log(self.webhook_log_path)
+
+    def start_webhook_log(self, path: Path) -> None:
+        """The local receiver (workers/webhook_log.py), reading projects from the event store to verify."""
+        from store.events import open_application
+        from workers.webhook_log import WebhookLog
+
+        app = open_application(self.settings.event_store_url())
+        self.webhook_log = WebhookLog(path, app, self.settings.webhook_key).start()
 
     def load_demo_once(self) -> None:
         marker = self.settings.data_dir / DEMO_MARKER
@@ -210,6 +225,9 @@ class DevStack:
         # API and worker first, so the worker shuts down while Temporal still answers.
         self.supervisor.stop(APPS, APPS_STOP_BUDGET)
         self.supervisor.stop(["temporal"], TEMPORAL_STOP_BUDGET)
+        if self.webhook_log is not None:
+            self.webhook_log.stop()
+            self.webhook_log.app.close()
 
     def print_banner(self) -> None:
         s = self.settings
@@ -221,6 +239,13 @@ class DevStack:
             f"  token        TOKEN=$({signoff} token admin --role admin)",
             f"               curl -H \"Authorization: Bearer $TOKEN\" {self.api_url}/api/projects",
         ]
+        if self.webhook_log is not None:
+            lines += [
+                f"  webhooks     {self.webhook_log.url} verifies each delivery and appends it to {self.webhook_log.path}",
+                f"               add it to a project: curl -X PATCH -H \"Authorization: Bearer $TOKEN\" -H "
+                f"'content-type: application/json' {self.api_url}/api/projects/PROJECT_ID -d "
+                f"'{{\"webhooks\": [{{\"url\": \"{self.webhook_log.url}\"}}], \"reason\": \"watch messages\"}}'",
+            ]
         if (s.data_dir / DEMO_MARKER).exists():
             lines.append("  demo         people and projects in workers/demo.py; priya (pm) has reviews"
                          f" waiting: TOKEN=$({signoff} token priya), then GET /api/inbox")
@@ -229,10 +254,10 @@ class DevStack:
             _say(line)
 
 
-def run_devstack(settings: Settings) -> int:
+def run_devstack(settings: Settings, webhook_log: Path | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _on_signal)
-    stack = DevStack(settings)
+    stack = DevStack(settings, webhook_log)
     code = 0
     try:
         stack.start()
