@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--ui-port", type=int, help="Temporal UI port (default 8233)")
     dev.add_argument("--no-demo", dest="demo", action="store_const", const=False,
                      help="do not load the demo data on first start")
+    dev.add_argument("--webhook-log", type=Path, metavar="FILE",
+                     help="also run a local webhook receiver that verifies each delivery and appends it to FILE "
+                          "as a JSON line (its URL is in the startup banner)")
 
     api = commands.add_parser("api", help="run the HTTP API (uvicorn)")
     api.add_argument("--host", help="bind address (default 127.0.0.1)")
@@ -96,11 +99,13 @@ def run_api(settings: Settings) -> None:
     uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
 
 
-def run_worker(settings: Settings, activities: Any = None, dependency_activities: Any = None) -> None:
-    """The worker until SIGINT/SIGTERM; `activities` and `dependency_activities` replace
-    ChainActivities and DependencyActivities (the crash tests')."""
+def run_worker(settings: Settings, activities: Any = None, dependency_activities: Any = None,
+               delivery_activities: Any = None) -> None:
+    """The worker until SIGINT/SIGTERM; `activities`, `dependency_activities` and `delivery_activities`
+    replace ChainActivities, DependencyActivities and DeliveryActivities (the crash tests')."""
     from workers.worker import run_worker as worker_main
     from workflows.activities import ChainActivities
+    from workflows.delivery_activities import DeliveryActivities
     from workflows.dependency_activities import DependencyActivities
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -109,7 +114,8 @@ def run_worker(settings: Settings, activities: Any = None, dependency_activities
         # Cancelling run_worker() shuts the Temporal worker down gracefully; SIGTERM (docker stop,
         # `signoff dev`) would otherwise kill the process without that.
         task = asyncio.ensure_future(worker_main(settings, activities or ChainActivities,
-                                                 dependency_activities or DependencyActivities))
+                                                 dependency_activities or DependencyActivities,
+                                                 delivery_activities or DeliveryActivities))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         from workers.devstack import run_devstack
 
-        return run_devstack(settings)
+        return run_devstack(settings, webhook_log=args.webhook_log)
     if args.command == "api":
         run_api(settings)
     elif args.command == "worker":
