@@ -10,7 +10,16 @@ from api.authenticate import Authenticate
 from api.clock import ArrivalClock
 from api.deps import Services
 from api.limits import BodyLimit, HeaderLimit
-from api.routers import codec, deliverables, dependencies, health, inbox, policies, projects
+from api.routers import (
+    calendar,
+    codec,
+    deliverables,
+    dependencies,
+    health,
+    inbox,
+    policies,
+    projects,
+)
 from config.settings import Settings
 from store.events import open_application
 from store.views import ReadModel
@@ -40,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     contract.install(app)
     docs.install(app)
     app.state.metrics = measured = metrics.Metrics()
-    for module in (projects, policies, deliverables, dependencies, inbox, health, metrics):
+    for module in (projects, policies, deliverables, dependencies, inbox, calendar, health, metrics):
         app.include_router(module.router)
     payload_codec = codec_from(settings)
     if payload_codec is not None:  # the codec endpoint exists only where payloads are encrypted

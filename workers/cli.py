@@ -48,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("user")
     token.add_argument("--role", dest="roles", action="append", default=[],
                        help="global role (admin, pmo); repeat for several")
-    token.add_argument("--ttl-minutes", type=_positive, help="lifetime (default SIGNOFF_JWT_TTL_MINUTES)")
+    token.add_argument("--ttl-minutes", type=_positive,
+                       help="lifetime (default SIGNOFF_JWT_TTL_MINUTES; for --feed, 90 days)")
+    token.add_argument("--feed", action="store_true",
+                       help="a token good for the calendar feed only (GET /api/calendar.ics?token=...); it "
+                            "replaces USER's previous feed token, recorded in the event store SIGNOFF_* names")
     return parser
 
 
@@ -138,6 +142,26 @@ def print_token(settings: Settings, user: str, roles: list[str], ttl_minutes: in
                      audience=settings.jwt_audience, max_ttl=settings.jwt_max_ttl))
 
 
+def print_feed_token(settings: Settings, user: str, ttl_minutes: int | None) -> None:
+    """Mint a feed token, record it as USER's current one in the event store, print it (its URL on stderr)."""
+    from api.auth import FEED_MAX_TTL
+    from api.feed_tokens import issue_feed_token
+    from store.events import open_application
+
+    ttl = timedelta(minutes=ttl_minutes) if ttl_minutes else FEED_MAX_TTL
+    if ttl > FEED_MAX_TTL:
+        sys.exit(f"signoff token: a feed token may live at most {FEED_MAX_TTL.days} days "
+                 f"(--ttl-minutes {int(FEED_MAX_TTL.total_seconds() // 60)})")
+    store = open_application(settings.event_store_url())
+    try:
+        issued = issue_feed_token(store, settings, user, ttl)
+    finally:
+        store.close()
+    print(issued["token"])
+    print(f"feed URL (until {issued['expires_at']:%Y-%m-%d %H:%M} UTC; replaces {user}'s previous one): "
+          f"{issued['url']}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "token":
@@ -150,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"{', '.join(sorted(GLOBAL_ROLES))}; project roles (author, pm, ...) come from the "
                       "project's members, not from the token", file=sys.stderr)
                 return 2
+        if args.feed and args.roles:
+            print("signoff token: a feed token carries no roles (--feed with --role)", file=sys.stderr)
+            return 2
     settings = settings_from(args)
     if args.command == "dev":
         from workers.devstack import run_devstack
@@ -159,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         run_api(settings)
     elif args.command == "worker":
         run_worker(settings)
+    elif args.command == "token" and args.feed:
+        print_feed_token(settings, args.user, args.ttl_minutes)
     elif args.command == "token":
         print_token(settings, args.user, args.roles, args.ttl_minutes)
     return 0
