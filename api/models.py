@@ -1,10 +1,10 @@
 """Request and response bodies of the HTTP API (the domain objects never go out as they are)."""
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from domain import bounds
 from domain.calendar import Calendar
@@ -74,6 +74,15 @@ class WebhookIn(Body):
                      examples=["https://hooks.example/pmo"])
     events: list[MessageType] | None = Field(default=None, max_length=len(TYPES), description=MESSAGE_TYPES_DOC,
                                              examples=[["escalation.raised", "dependency.stalled"]])
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _known_types(cls, events: Any) -> Any:
+        # Say which name is unknown (the enum's own message lists the known ones only).
+        unknown = [e for e in events if isinstance(e, str) and e not in TYPES] if isinstance(events, list) else []
+        if unknown:
+            raise ValueError(f"unknown message type {unknown[0]!r}; the types are {', '.join(TYPES)}")
+        return events
 
 
 class ProjectUpdate(Body):
