@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import jwt
+import pytest
 from icalendar import Calendar
 
-from api.auth import mint_feed_token
+from api.auth import FEED_MAX_TTL, InvalidToken, mint_feed_token, read_token
 from api.feed_tokens import RedactTokens, issue_feed_token
 from api.server import uvicorn_config
 from store.events import open_application
@@ -296,3 +298,37 @@ async def test_the_feed_token_never_reaches_the_access_log_or_the_metrics(api):
     metrics = (await api.http.get("/metrics")).text
     assert token not in metrics and 'route="/api/calendar.ics"' in metrics
 
+
+
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+
+
+def claims(**changes: Any) -> str:
+    now = datetime.now(UTC)
+    base = {"sub": "bob", "roles": [], "scope": "feed", "jti": "f00d", "iss": "signoff", "aud": "signoff-api",
+            "iat": now, "exp": now + timedelta(days=30)}
+    return jwt.encode({k: v for k, v in {**base, **changes}.items() if v is not None}, SECRET, algorithm="HS256")
+
+
+def test_a_feed_token_reads_back_with_its_scope_and_id():
+    token, token_id, expires = mint_feed_token(SECRET, "bob")
+    principal = read_token(SECRET, token)
+    assert (principal.user, principal.roles, principal.scope, principal.token_id) == ("bob", frozenset(), "feed",
+                                                                                     token_id)
+    assert principal.is_feed_token and expires - datetime.now(UTC) > FEED_MAX_TTL - timedelta(minutes=1)
+    assert read_token(SECRET, claims()).is_feed_token
+
+
+@pytest.mark.parametrize("changes", [{"scope": "admin"}, {"scope": ""}, {"jti": None}, {"jti": ""},
+                                     {"roles": ["pmo"]}, {"exp": datetime.now(UTC) + timedelta(days=91)}],
+                         ids=["unknown-scope", "empty-scope", "no-jti", "empty-jti", "with-roles", "over-90-days"])
+def test_a_feed_token_that_is_not_one_is_refused(changes):
+    with pytest.raises(InvalidToken):
+        read_token(SECRET, claims(**changes))
+
+
+def test_only_feed_tokens_live_longer_than_a_day_and_none_longer_than_the_feed_maximum():
+    with pytest.raises(InvalidToken, match="lifetime"):  # a bearer token claiming the feed's lifetime
+        read_token(SECRET, claims(scope=None, jti=None, roles=["admin"]))
+    with pytest.raises(ValueError):
+        mint_feed_token(SECRET, "bob", ttl=FEED_MAX_TTL + timedelta(seconds=1))
