@@ -4,9 +4,12 @@
 
 A Temporal dev server of its own and one `signoff worker` process (as bench/scale.py starts them).
 N dependencies are opened straight through the Temporal client (`workflows.dependency_client.open_watch`,
-as the API does, at most C at once), each with a `stall_after` chosen at its opening (less the time the last openings took
-to be recorded, when the stall clock starts) so that every stall falls due at the same moment, after all N are open; `needed_by` is a month away, and one
-escalation step follows each stall by one second. Reported: dependencies opened per second, the
+as the API does, at most C at once), all due to stall at one instant after all N are open: by default
+(`--clock calendar`) the requesting project's working time starts at that instant's whole minute and
+`stall_after` is PT1S, so every clock, started outside working time, runs out one second into it;
+with `--clock wall` each `stall_after` is what is left to the instant when it is sent, less the recent
+opening latency. `needed_by` is a month away, and one escalation step follows each stall by a second.
+Reported: dependencies opened per second, the
 worker's resident memory before and after (VmRSS from /proc, with its peak VmHWM), from the event
 store the lateness of each Stalled and Escalated event (its `at` minus the `due_at` the watch
 recorded) p50/p99/max, stalls and escalations recorded per second, and the total wall time.
