@@ -12,6 +12,7 @@ from api.deps import Services
 from api.limits import BodyLimit, HeaderLimit
 from api.routers import (
     calendar,
+    deliveries,
     codec,
     deliverables,
     dependencies,
@@ -49,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     contract.install(app)
     docs.install(app)
     app.state.metrics = measured = metrics.Metrics()
-    for module in (projects, policies, deliverables, dependencies, inbox, calendar, health, metrics):
+    for module in (projects, deliveries, policies, deliverables, dependencies, inbox, calendar, health, metrics):
         app.include_router(module.router)
     payload_codec = codec_from(settings)
     if payload_codec is not None:  # the codec endpoint exists only where payloads are encrypted

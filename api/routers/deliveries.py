@@ -1,5 +1,6 @@
 """A project's webhook deliveries: what became of each message sent to its webhooks, and a retry of a
-failed one. Included by the projects router, under /api/projects/{project_id}/deliveries.
+failed one, under /api/projects/{project_id}/deliveries (a router of its own, so the docs list them once,
+under `deliveries`).
 
 Who: pmo and admin, and the project's members who hold its `pmo` project role (anyone else who sees
 the project: 403; a project the caller cannot see: 404).
@@ -27,7 +28,8 @@ from domain.project import Project
 from store.views import sortable_time
 from workflows.delivery import DeliveryRun, DeliveryWorkflow, delivery_workflow_id
 
-router = APIRouter(prefix="/{project_id}/deliveries", tags=["deliveries"])
+router = APIRouter(prefix="/api/projects/{project_id}/deliveries", tags=["deliveries"],
+                   responses=problems(401, 503))
 ProjectPath = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
 DeliveryPath = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
 PROJECT_ROLE = "pmo"  # the project role that may read and retry the project's deliveries

@@ -15,7 +15,6 @@ from api.models import (
     WebhookSecret,
 )
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, ascending, paginate
-from api.routers import deliveries
 from domain.errors import Invalid
 from domain.project import Project
 from domain.webhooks import check_url, derive_secret
@@ -132,6 +131,3 @@ async def rotate_webhook_secret(project_id: Annotated[str, Path(json_schema_extr
     webhook = project.webhooks[webhook_id]
     return WebhookSecret(id=webhook_id, url=webhook["url"], events=webhook["events"],
                          secret=derive_secret(services.settings.webhook_key.encode(), webhook_id, generation))
-
-
-router.include_router(deliveries.router)
