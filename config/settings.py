@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "signoff-dev-secret-not-for-production"
 DEV_WEBHOOK_KEY = "signoff-dev-webhook-key-not-for-production"
+# What a key beyond a developer's machine must at least be: long, and not one character repeated.
+MIN_KEY_BYTES = 32
+MIN_KEY_SYMBOLS = 8
 JWT_ISSUER = "signoff"
 JWT_AUDIENCE = "signoff-api"
 JWT_MAX_TTL_MINUTES = 24 * 60
@@ -106,6 +109,16 @@ class Settings(BaseSettings):
     @property
     def jwt_max_ttl(self) -> timedelta:
         return timedelta(minutes=self.jwt_max_ttl_minutes)
+
+    def webhook_key_refusal(self) -> str | None:
+        """Why webhook secrets may not be derived from `webhook_key`, or None: every secret is an HMAC
+        of it and a webhook id members can read, so the published key would let anyone sign."""
+        key = self.webhook_key.strip()
+        if DEV_WEBHOOK_KEY in key:
+            return "SIGNOFF_WEBHOOK_KEY is the published development key"
+        if len(key.encode()) < MIN_KEY_BYTES or len(set(key)) < MIN_KEY_SYMBOLS:
+            return f"SIGNOFF_WEBHOOK_KEY must be at least {MIN_KEY_BYTES} bytes of random text (e.g. `openssl rand -base64 48`)"
+        return None
 
     def public_base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -32,8 +32,10 @@ def derive_secret(key: bytes, webhook_id: str, generation: int) -> str:
     return "whsec_" + base64.b64encode(digest).decode()
 
 
-def check_url(url: str, allow_local: bool, resolve: Resolve, where: tuple[str | int, ...] = ("url",)) -> None:
-    """Raise Invalid (naming `where`) unless `url` may receive webhooks."""
+def check_url(url: str, allow_local: bool, resolve: Resolve, where: tuple[str | int, ...] = ("url",)) -> list[str]:
+    """Raise Invalid (naming `where`) unless `url` may receive webhooks; answer the addresses its
+    host was found at (empty for a loopback host where local webhooks are allowed). A sender
+    connects to one of these, never to a second lookup of the name, which could answer otherwise."""
     def refuse(why: str) -> Invalid:
         return Invalid(f"webhook url {url!r}: {why}", where)
 
@@ -54,19 +56,34 @@ def check_url(url: str, allow_local: bool, resolve: Resolve, where: tuple[str | 
         raise refuse("only https urls receive webhooks" + ("" if allow_local else
                                                           " (http only to 127.0.0.1 or localhost where local webhooks are on)"))
     if local:
-        return
+        return []
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         try:
             addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolve(host)]
-        except OSError as exc:
-            raise refuse(f"its host does not resolve ({exc})") from None
+        except OSError:
+            raise refuse("its host does not resolve") from None
         if not addresses:
             raise refuse("its host does not resolve")
-    for address in addresses:
-        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:10.0.0.1 is 10.0.0.1
-        address = mapped or address
-        if not address.is_global or address.is_multicast:
-            named = host if host == str(address) else f"{host} ({address})"
-            raise refuse(f"{named} is an internal address; webhooks go to public hosts only")
+    # Which internal address a name has is not said: a refusal must not map the inside for anyone.
+    if not all(is_public(address) for address in addresses):
+        raise refuse("it is, or resolves to, an internal address; webhooks go to public hosts only")
+    return [str(address) for address in addresses]
+
+
+# IPv6 prefixes that carry an IPv4 address inside; the address inside decides.
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A global unicast address, also once any IPv4 address carried inside an IPv6 one is unwrapped
+    (mapped, 6to4, Teredo, NAT64, IPv4-compatible), since such an address can reach that IPv4."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = (address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None))
+        if inner is None and (any(address in net for net in NAT64) or address in IPV4_COMPATIBLE):
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if inner is not None and not is_public(inner):
+            return False
+    return address.is_global and not address.is_multicast

@@ -87,7 +87,8 @@ def bind_refusal(settings: Settings) -> str | None:
     if len(secret.encode()) < MIN_SECRET_BYTES or len(set(secret)) < MIN_SECRET_SYMBOLS:
         return (f"SIGNOFF_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes of random text "
                 "(e.g. `openssl rand -base64 48`)")
-    return None
+    # Webhook secrets are derived from this key and shown by the API: it must be as strong.
+    return settings.webhook_key_refusal()
 
 
 def run_api(settings: Settings) -> None:

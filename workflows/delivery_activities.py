@@ -2,12 +2,14 @@
 activity, so Temporal's retry policy spaces the attempts), and record how the run ended."""
 
 import asyncio
+import ipaddress
 import json
 import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel
@@ -48,6 +50,19 @@ class Outcome(BaseModel):
     error: str = ""
 
 
+def pinned(url: str, addresses: list[str]) -> tuple[str, dict[str, Any]]:
+    """`url` aimed at the first checked address, so the connection goes where the check looked and
+    not where a second lookup of the name might point (DNS rebinding); TLS still verifies the name
+    (SNI and the certificate) and the Host header keeps it. No addresses: the url as it is (loopback)."""
+    if not addresses:
+        return url, {}
+    parts = urlsplit(url)
+    ip = ipaddress.ip_address(addresses[0])
+    host = f"[{ip}]" if ip.version == 6 else str(ip)
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), {"sni_hostname": parts.hostname}
+
+
 def resolve(host: str) -> list[str]:
     return [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
 
@@ -69,12 +84,16 @@ class DeliveryActivities:
         retry policy tries again later. The same `webhook-id` on every attempt; a fresh timestamp
         and signature, so a receiver's replay window accepts a late attempt."""
         attempt = activity.info().attempt
+        weak_key = self.settings.webhook_key_refusal()
+        if weak_key and not self.settings.allow_local_webhooks:  # never sign to the world with a guessable key
+            raise ApplicationError(weak_key, {"status": None, "attempt": attempt}, type="WebhookKeyRefused",
+                                   non_retryable=True)
         webhook = await asyncio.to_thread(self._webhook, input)
         if webhook is None:  # removed since: nobody to send to
             return Attempted(outcome="skipped", attempts=attempt)
         url = webhook["url"]
         try:  # again at each attempt: a name may resolve to an internal address by now
-            await asyncio.to_thread(check_url, url, self.settings.allow_local_webhooks, resolve)
+            addresses = await asyncio.to_thread(check_url, url, self.settings.allow_local_webhooks, resolve)
         except Invalid as exc:
             raise ApplicationError(exc.detail, {"status": None, "attempt": attempt}, type="WebhookRefusedUrl") from None
         body = json.dumps(input.message.body, separators=(",", ":"))
@@ -84,19 +103,25 @@ class DeliveryActivities:
         headers = {"content-type": "application/json", "user-agent": "Signoff-Webhooks/1",
                    "webhook-id": message_id, "webhook-timestamp": str(int(now.timestamp())),
                    "webhook-signature": Webhook(secret).sign(message_id, now, body)}
+        target, extensions = pinned(url, addresses)
+        if extensions:
+            headers["host"] = urlsplit(url).netloc
         try:
             async with httpx.AsyncClient(timeout=self.settings.webhook_attempt_timeout_seconds,
                                          follow_redirects=False) as http:
-                answer = await http.post(url, content=body.encode(), headers=headers)
+                # Only the status counts: the answer's body is never read (a receiver cannot fill the worker).
+                async with http.stream("POST", target, content=body.encode(), headers=headers,
+                                       extensions=extensions) as answer:
+                    status = answer.status_code
         except httpx.HTTPError as exc:
             raise ApplicationError(f"{type(exc).__name__}: {exc}", {"status": None, "attempt": attempt},
                                    type="WebhookUnreachable") from None
-        if 200 <= answer.status_code < 300:
-            return Attempted(outcome="delivered", status=answer.status_code, attempts=attempt)
-        if answer.status_code == 410:
+        if 200 <= status < 300:
+            return Attempted(outcome="delivered", status=status, attempts=attempt)
+        if status == 410:
             return Attempted(outcome="unsubscribed", status=410, attempts=attempt)
-        raise ApplicationError(f"the receiver answered {answer.status_code}",
-                               {"status": answer.status_code, "attempt": attempt}, type="WebhookNotAccepted")
+        raise ApplicationError(f"the receiver answered {status}", {"status": status, "attempt": attempt},
+                               type="WebhookNotAccepted")
 
     @activity.defn
     async def record_delivery_outcome(self, outcome: Outcome) -> None:

@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from api.auth import InvalidToken, mint_token, read_token
-from config.settings import DEV_JWT_SECRET, Settings
+from config.settings import DEV_JWT_SECRET, DEV_WEBHOOK_KEY, Settings
 from workers import cli
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -97,8 +97,19 @@ def test_loopback_may_use_the_development_secret(host):
     assert cli.bind_refusal(Settings(jwt_secret=DEV_JWT_SECRET, host=host)) is None
 
 
+STRONG = "Zm9vYmFyYmF6cXV4LTMyLWJ5dGVzLW9mLXJhbmRvbQ"
+
+
 def test_a_strong_secret_may_listen_anywhere():
-    assert cli.bind_refusal(Settings(jwt_secret="Zm9vYmFyYmF6cXV4LTMyLWJ5dGVzLW9mLXJhbmRvbQ", host="0.0.0.0")) is None
+    assert cli.bind_refusal(Settings(jwt_secret=STRONG, webhook_key=STRONG[::-1], host="0.0.0.0")) is None
+
+
+@pytest.mark.parametrize("key", [DEV_WEBHOOK_KEY, " " + DEV_WEBHOOK_KEY, "short-key", "b" * 64])
+def test_the_api_refuses_a_weak_webhook_key_beyond_loopback(key):
+    # Webhook secrets are derived from it: the published key would let anyone sign as Signoff.
+    with pytest.raises(SystemExit) as refused:
+        cli.run_api(Settings(jwt_secret=STRONG, webhook_key=key, host="0.0.0.0"))
+    assert "SIGNOFF_WEBHOOK_KEY" in str(refused.value.code)
 
 
 async def test_the_api_answers_401_to_a_token_for_another_audience_or_forever(api):

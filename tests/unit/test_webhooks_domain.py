@@ -13,6 +13,7 @@ from domain.errors import Conflict, Invalid, NotFound
 from domain.notifications import RecordedEvent, Subject, messages_for
 from domain.webhooks import check_url, derive_secret
 from tests.builders import MEMBERS
+from workflows.delivery_activities import pinned
 
 PUBLIC = {"hooks.example": ["93.184.215.14"], "rebind.example": ["10.1.2.3"], "v6.example": ["fd00::1"],
           "mixed.example": ["93.184.215.14", "127.0.0.1"], "localhost": ["127.0.0.1"]}
@@ -26,7 +27,13 @@ def resolve(host):
 
 @pytest.mark.parametrize("url", ["https://hooks.example/pmo", "https://93.184.215.14:8443/x?y=1"])
 def test_public_https_urls_are_taken(url):
-    check_url(url, allow_local=False, resolve=resolve)
+    assert check_url(url, allow_local=False, resolve=resolve) == ["93.184.215.14"]
+
+
+def test_a_refusal_does_not_say_which_internal_address_a_name_has():
+    with pytest.raises(Invalid) as refused:
+        check_url("https://rebind.example/", allow_local=False, resolve=resolve)
+    assert "10.1.2.3" not in refused.value.detail
 
 
 @pytest.mark.parametrize("url, why", [
@@ -43,6 +50,10 @@ def test_public_https_urls_are_taken(url):
     ("https://user:secret@hooks.example/", "credentials"),
     ("https:///path-only", "no host"),
     ("https://hooks.example:99999/", "out of range"),
+    ("https://[64:ff9b::a9fe:a9fe]/", "internal"),  # NAT64 of 169.254.169.254
+    ("https://[2002:a9fe:a9fe::1]/", "internal"),  # 6to4 of it
+    ("https://[::a9fe:a9fe]/", "internal"),  # IPv4-compatible
+    ("https://[2001:0:4136:e378:8000:63bf:f5fe:fffe]/", "internal"),  # Teredo of 10.0.0.1 (inverted)
 ])
 def test_urls_that_could_reach_inside_are_refused_naming_the_field(url, why):
     with pytest.raises(Invalid) as refused:
@@ -139,3 +150,11 @@ def test_a_delivery_records_each_runs_outcome_once_and_retries_only_a_failed_one
     assert delivery.retry("paula") == 2 and delivery.status == "pending"
     delivery.record_outcome(2, "delivered", 1, 200)
     assert [o["outcome"] for o in delivery.outcomes] == ["failed", "delivered"] and delivery.status == "delivered"
+
+
+def test_a_delivery_connects_to_the_address_that_was_checked_not_to_a_second_lookup():
+    assert pinned("https://hooks.example:8443/pmo?x=1", ["93.184.215.14"]) == (
+        "https://93.184.215.14:8443/pmo?x=1", {"sni_hostname": "hooks.example"})
+    assert pinned("https://hooks.example/pmo", ["2606:2800:220:1::1"]) == (
+        "https://[2606:2800:220:1::1]/pmo", {"sni_hostname": "hooks.example"})
+    assert pinned("http://127.0.0.1:9000/hook", []) == ("http://127.0.0.1:9000/hook", {})
