@@ -198,7 +198,9 @@ class Dependency(Aggregate):
 
     @event("Stalled")
     def _stall(self, clock_started_at: str, told: list[str], command_id: str, at: str, due_at: str | None = None) -> None:
-        self.clock = self.clock.model_copy(update={"stalled_at": datetime.fromisoformat(at)})
+        # It stalled when its clock ran out, however late that was recorded: the escalation steps
+        # count from then, so a late worker does not push every step later too.
+        self.clock = self.clock.model_copy(update={"stalled_at": datetime.fromisoformat(due_at or at)})
         self.commands.add(command_id)
         self.updated_at = datetime.fromisoformat(at)
 

@@ -266,7 +266,7 @@ def test_escalation_never_reaches_outsiders_and_grants_resolve(app, projects):
 def test_own_escalation_steps_win_and_notify_both_projects(app, projects):
     steps = [{"after": "PT30M", "notify": ["eng", "carol", "omar", "nobody"]}]
     state = fire(app, open_one(app, projects, escalation=steps), "stall")
-    stalled_at = datetime.fromisoformat(app.dependency_history(state.id)[-1]["at"])
+    stalled_at = datetime.fromisoformat(app.dependency_history(state.id)[-1]["due_at"])  # when its clock ran out
     assert (state.next_deadline.kind, state.next_deadline.due_at) == ("escalation", stalled_at + timedelta(minutes=30))
     state = fire(app, state, "escalation", 1)
     assert state.escalations[0].notified == ["carol", "dan", "erin", "omar", "olga"]
@@ -362,3 +362,14 @@ def test_a_calendar_project_counts_the_dependency_in_working_time_and_records_th
     fired = fire(app, state, "reminder")
     entry = [e for e in app.dependency_history(fired.id) if e["type"] == "ReminderSent"][0]
     assert datetime.fromisoformat(entry["due_at"]) == reminder.due_at
+
+
+def test_escalation_counts_from_when_the_clock_ran_out_not_from_a_late_recording(app, projects):
+    state = open_one(app, projects, stall_after="PT1H")
+    watch = app.dependency_watch(state.id)
+    due = next(d.due_at for d in watch.deadlines if d.kind == "stall")
+    # The worker was down: the stall is recorded three hours after it was due.
+    change(app, state, FireDependencyDeadline, kind="stall", clock_started_at=watch.clock_started_at, due_at=due,
+           command_id="late-stall")
+    first_step = next(d for d in app.dependency_watch(state.id).deadlines if d.kind == "escalation")
+    assert first_step.due_at == due + timedelta(hours=1)  # PATH's first step: PT1H after the stall

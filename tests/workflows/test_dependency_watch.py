@@ -92,7 +92,7 @@ async def test_stall_then_escalation_levels_in_order_each_recorded_once_with_its
     # Each deadline records the due time the watch computed; it fired at or after it, never before.
     for entry in [stalled, *escalations]:
         assert datetime.fromisoformat(entry["at"]) >= datetime.fromisoformat(entry["due_at"])
-    stalled_at = datetime.fromisoformat(stalled["at"])
+    stalled_at = datetime.fromisoformat(stalled["due_at"])  # the steps count from when the clock ran out
     assert datetime.fromisoformat(escalations[0]["due_at"]) == stalled_at + timedelta(seconds=1)
     assert datetime.fromisoformat(escalations[1]["due_at"]) == stalled_at + timedelta(seconds=2)
     state = watches.app.get_dependency(dependency_id)
