@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 @dataclass
 class Received:
+    path: str
     headers: dict[str, str]
     body: dict[str, Any]
     verified: bool
@@ -42,7 +43,7 @@ class Receiver:
                     verified = False
                 with lock:
                     status = receiver.answers.pop(0) if receiver.answers else receiver.then
-                    receiver.received.append(Received(headers, json.loads(raw), verified, status))
+                    receiver.received.append(Received(self.path, headers, json.loads(raw), verified, status))
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()

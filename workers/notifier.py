@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking, TrackingRecorder
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    PersistenceError,
+    Tracking,
+    TrackingRecorder,
+)
 from eventsourcing.utils import Environment, get_topic
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from domain.application import Signoff
@@ -41,6 +48,18 @@ EVENTS = [Deliverable.StageOpened, Deliverable.ReminderSent, Deliverable.Escalat
           Dependency.Escalated, Dependency.BecameOverdue, Dependency.Resolved]
 TOPICS = [get_topic(cls) for cls in EVENTS]
 SKIP = {"originator_id", "originator_version", "timestamp"}
+MAX_SUMMARY = 200  # characters of a delivery's summary in Temporal (a title may be longer)
+# Temporal's answers that pass with time; any other refusal is about the one event.
+PASSING = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
+           RPCStatusCode.CANCELLED, RPCStatusCode.ABORTED}
+
+
+def transient(exc: Exception) -> bool:
+    """The store or Temporal unreachable for now (try again), not something wrong with one event."""
+    if isinstance(exc, RPCError):
+        return exc.status in PASSING
+    # RuntimeError: a lazily connected client that cannot reach Temporal at all.
+    return isinstance(exc, (PersistenceError, OSError, RuntimeError))
 
 
 def tracking_recorder(event_store_url: str) -> TrackingRecorder:
@@ -53,8 +72,10 @@ def tracking_recorder(event_store_url: str) -> TrackingRecorder:
 class Notifier:
     def __init__(self, app: Signoff, client: Client, settings: Settings, tracking: TrackingRecorder):
         self.app, self.client, self.settings, self.tracking = app, client, settings, tracking
-        # Per aggregate, what never changes: its subject, project, whom outcomes go to, stage names.
+        # Per aggregate, what never changes: its subject, project, whom outcomes go to, stage names,
+        # and the other projects whose webhooks hear of it (a dependency's providing project).
         self.subjects: dict[UUID, tuple[Subject, str, str, tuple[str, ...]]] = {}
+        self.also_told: dict[UUID, tuple[str, ...]] = {}
 
     async def run(self, poll_seconds: float = 0.5) -> None:
         while True:
@@ -74,8 +95,14 @@ class Notifier:
             if not batch:
                 return read
             for notification in batch:
-                for run in await asyncio.to_thread(self.deliveries_for, notification):
-                    await self._start(run)
+                try:
+                    for run in await asyncio.to_thread(self.deliveries_for, notification):
+                        await self._start(run)
+                except Exception as exc:  # noqa: BLE001
+                    if transient(exc):
+                        raise  # the store or Temporal is away: the next catch-up starts here again
+                    # One event that cannot be told must not stop every project's messages.
+                    log.exception("notification %s made no deliveries; passing over it", notification.id)
                 try:
                     await asyncio.to_thread(self.tracking.insert_tracking,
                                             Tracking(application_name=self.app.name, notification_id=notification.id))
@@ -88,8 +115,9 @@ class Notifier:
         recorded = self._recorded(event)
         if recorded is None:
             return []
-        project = self.app.get_project(recorded.project_id)
-        return [self._run(project, webhook, message) for message in messages_for(recorded)
+        # A dependency's messages go to both sides: the team that owes it hears of its stall too.
+        projects = [self.app.get_project(p) for p in (recorded.project_id, *self.also_told[event.originator_id])]
+        return [self._run(project, webhook, message) for message in messages_for(recorded) for project in projects
                 for webhook in subscribed(project.webhooks.values(), message)]
 
     def _recorded(self, event: Any) -> RecordedEvent | None:
@@ -105,17 +133,20 @@ class Notifier:
         if uid not in self.subjects:
             if len(self.subjects) > 10_000:
                 self.subjects.clear()
+                self.also_told.clear()
             base = self.settings.public_base_url()
+            aggregate = self.app.repository.get(uid)
             if qualname.startswith("Deliverable."):
-                d = self.app.repository.get(uid)
-                self.subjects[uid] = (Subject(kind="deliverable", id=str(uid), title=d.title,
-                                              url=f"{base}/api/deliverables/{uid}"), d.project_id, d.submitter,
-                                      tuple(stage["name"] for stage in d.policy["stages"]))
+                self.subjects[uid] = (Subject(kind="deliverable", id=str(uid), title=aggregate.title,
+                                              url=f"{base}/api/deliverables/{uid}"), aggregate.project_id,
+                                      aggregate.submitter, tuple(stage["name"] for stage in aggregate.policy["stages"]))
+                self.also_told[uid] = ()
             else:
-                dep = self.app.repository.get(uid)
-                self.subjects[uid] = (Subject(kind="dependency", id=str(uid), title=dep.title,
-                                              url=f"{base}/api/dependencies/{uid}"), dep.project_id, dep.created_by,
-                                      ())
+                self.subjects[uid] = (Subject(kind="dependency", id=str(uid), title=aggregate.title,
+                                              url=f"{base}/api/dependencies/{uid}"), aggregate.project_id,
+                                      aggregate.created_by, ())
+                providing = aggregate.providing_project_id
+                self.also_told[uid] = (providing,) if providing and providing != aggregate.project_id else ()
         return self.subjects[uid]
 
     def _project_name(self, project_id: str) -> str:
@@ -135,7 +166,7 @@ class Notifier:
                 DeliveryWorkflow.run, run, id=delivery_workflow_id(run.delivery_id), task_queue=self.settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                static_summary=f"{run.message.type}: {run.message.body['data']['subject']['title']}")
+                static_summary=f"{run.message.type}: {run.message.body['data']['subject']['title']}"[:MAX_SUMMARY])
         except WorkflowAlreadyStartedError:
             pass  # started before this notifier's position was recorded: the same delivery
 

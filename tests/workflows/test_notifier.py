@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from eventsourcing.persistence import PersistenceError
 
 from config.settings import Settings
 from domain.commands import Decide
@@ -15,7 +16,7 @@ from domain.dependency_commands import OpenDependency, Resolve
 from domain.webhooks import derive_secret
 from tests.builders import MEMBERS, make_policy, submission
 from tests.receiver import Receiver
-from workers.notifier import Notifier, tracking_recorder
+from workers.notifier import TOPICS, Notifier, tracking_recorder
 from workers.worker import build_worker
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.client import start_operation
@@ -52,6 +53,11 @@ async def test_a_scripted_chain_and_dependency_deliver_exactly_their_messages(te
     [webhook_id] = project.set_webhooks("paula", "PMO channel", [{"url": receiver.url()}], uuid.uuid4)
     app.save(project)
     receiver.secrets["/hook"] = derive_secret(b"test-key", webhook_id, 1)
+    # The platform team's own channel: it hears of the dependency it owes, not of Northwind's reviews.
+    [platform_hook] = providing.set_webhooks("paula", "platform channel", [{"url": receiver.url("/platform")}],
+                                             uuid.uuid4)
+    app.save(providing)
+    receiver.secrets["/platform"] = derive_secret(b"test-key", platform_hook, 1)
     tracking = tracking_recorder(f"sqlite:///{tmp_path / 'events.sqlite'}")
     notifier = asyncio.ensure_future(Notifier(app, temporal_env.client, settings, tracking).run(poll_seconds=0.1))
     try:
@@ -73,12 +79,14 @@ async def test_a_scripted_chain_and_dependency_deliver_exactly_their_messages(te
             await send_to_watch(temporal_env.client, Resolve(actor="omar", dependency_id=opening.dependency_id,
                                                              note="in the vault"),
                                 datetime.now(UTC) + timedelta(seconds=10))
-            await until(lambda: len(receiver.received) >= 6, 15, "six deliveries")
+            await until(lambda: len(receiver.received) >= 9, 15, "nine deliveries")
             await asyncio.sleep(1.0)  # nothing more arrives
     finally:
         notifier.cancel()
+    platform = sorted(r.body["type"] for r in receiver.received if r.path == "/platform")
+    assert platform == ["dependency.resolved", "dependency.stalled", "escalation.raised"]
     got = sorted((r.body["type"], r.body["data"]["subject"]["kind"], tuple(r.body["data"]["recipients"]))
-                 for r in receiver.received)
+                 for r in receiver.received if r.path == "/hook")
     assert got == sorted([
         ("review.requested", "deliverable", ("bob",)),
         ("escalation.raised", "deliverable", ("pete",)),
@@ -88,8 +96,39 @@ async def test_a_scripted_chain_and_dependency_deliver_exactly_their_messages(te
         ("dependency.resolved", "dependency", ("alice",)),
     ])
     assert all(r.verified for r in receiver.received)
-    assert len({r.headers["webhook-id"] for r in receiver.received}) == 6  # one id per message
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 9  # one id per message and webhook
     first = next(r.body for r in receiver.received if r.body["type"] == "review.requested")
     assert first["data"]["project"] == {"id": str(project.id), "name": "Northwind website relaunch"}
     assert first["data"]["subject"]["url"] == f"https://signoff.example/api/deliverables/{chain.deliverable_id}"
     assert first["text"] == "Homepage mockups: your review is requested (design)"
+
+
+async def test_an_event_that_cannot_be_told_is_passed_over_and_an_outage_is_waited_out(temporal_env, sqlite_app,
+                                                                                        tmp_path, monkeypatch):
+    app = sqlite_app
+    project = app.create_project("Northwind website relaunch", MEMBERS, [], [], "paula")
+    for title in ("Homepage mockups", "Sitemap"):
+        app.submit_deliverable(submission(str(project.id), make_policy(app, SPEC), title=title,
+                                          command_id=f"submit-{title}"))
+    notifier = Notifier(app, temporal_env.client, Settings(), tracking_recorder(f"sqlite:///{tmp_path / 'e.sqlite'}"))
+    told = notifier.deliveries_for
+
+    def broken_once(notification):
+        if notification.id == first:
+            raise KeyError("an event shape nobody foresaw")
+        return told(notification)
+
+    first = app.recorder.select_notifications(start=None, limit=1, topics=TOPICS)[0].id
+    monkeypatch.setattr(notifier, "deliveries_for", broken_once)
+    assert await notifier.catch_up() == 2  # both StageOpened read; the first passed over, not retried for ever
+    assert notifier.tracking.max_tracking_id(app.name) > first
+
+    def store_away(notification):
+        raise PersistenceError("the store is away")
+
+    app.submit_deliverable(submission(str(project.id), make_policy(app, SPEC), title="Footer", command_id="f"))
+    monkeypatch.setattr(notifier, "deliveries_for", store_away)
+    position = notifier.tracking.max_tracking_id(app.name)
+    with pytest.raises(PersistenceError):
+        await notifier.catch_up()
+    assert notifier.tracking.max_tracking_id(app.name) == position  # waited out, not passed over
