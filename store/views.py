@@ -31,7 +31,8 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS signoff_view_deliverables_project ON signoff_view_deliverables (project_id, status)",
     # Which projects use which policy (have a deliverable under its name): who may read its user ids.
     # A dependency shows in the lists of both projects: the requesting one and the providing one.
-    # `notified`: who the escalations of the stall clock's current run reached (the inbox's escalations).
+    # `notified`: who the escalations of the stall clock's current run reached, notified or granted (the
+    # inbox's escalations).
     "CREATE TABLE IF NOT EXISTS signoff_view_dependencies (id TEXT PRIMARY KEY, project_id TEXT NOT NULL,"
     " providing_project_id TEXT, status TEXT NOT NULL, stalled BOOLEAN NOT NULL, overdue BOOLEAN NOT NULL,"
     " updated_at TEXT NOT NULL, notified TEXT NOT NULL, summary TEXT NOT NULL)",
@@ -94,7 +95,9 @@ def dependency_row(dependency: Any) -> tuple[Any, ...]:
     state = dependency.to_state()
     summary = state.model_dump(mode="json")
     # Escalations of the stall clock's current run only: progress starts the escalation over.
-    notified = sorted({p for e in state.escalations if e.at >= dependency.clock.started_at for p in e.notified})
+    # Those granted the power to resolve or re-assign are aimed at as much as those notified.
+    notified = sorted({p for e in state.escalations if e.at >= dependency.clock.started_at
+                       for p in (*e.notified, *e.granted)})
     return (summary["id"], summary["project_id"], summary["providing_project_id"], state.status, state.stalled,
             state.overdue, sortable_time(summary["updated_at"]), json.dumps(notified), json.dumps(summary))
 

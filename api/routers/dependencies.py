@@ -1,7 +1,9 @@
 """Dependencies: what one project owes another (or itself), watched until resolved or cancelled.
 
 Every command is checked against the event store before it reaches the dependency's watch, so a
-refusal records nothing in the store and leaves no event in Temporal's history.
+refusal records nothing in the store and leaves no event in Temporal's history. (Only a change that
+lands between that check and the watch taking the command, a re-assignment say, lets the record
+refuse it inside the watch: then the update's failure is in the history, and still nothing in the store.)
 """
 
 import asyncio

@@ -2,7 +2,7 @@ import asyncio
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin, visible_project
@@ -24,6 +24,7 @@ from workflows.delivery_activities import resolve
 # How long a webhook url's host may take to resolve before the url is refused.
 RESOLVE_SECONDS = 5.0
 
+NO_STORE = {"Cache-Control": "no-store"}
 router = APIRouter(prefix="/api/projects", tags=["projects"], responses=problems(401, 503))
 
 
@@ -64,7 +65,7 @@ async def get_project(project_id: Annotated[str, Path(json_schema_extra={"format
 
 @router.patch("/{project_id}", response_model=ProjectChanged, responses=problems(403, 404, 409, 413, 422))
 async def update_project(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})], body: ProjectUpdate,
-                         user: CurrentUser, services: Svc) -> ProjectChanged:
+                         user: CurrentUser, services: Svc, response: Response) -> ProjectChanged:
     """Change the project's charter (pmo or admin): replace its `members`, `escalation_path` or
     `phases` or `calendar` or `webhooks`, saying why. The change is recorded with who made it and why; a change that
     changes nothing records nothing and answers the project as it is.
@@ -93,6 +94,7 @@ async def update_project(project_id: Annotated[str, Path(json_schema_extra={"for
     project, added = await asyncio.to_thread(services.store.change_project_and_webhooks, project_id, user.user,
                                              body.reason, wanted, uuid.uuid4, **parts)
     changed = project_summary(project)
+    response.headers.update(NO_STORE)  # it may hold a secret: no cache keeps a copy
     key = services.settings.webhook_key.encode()
     for webhook in changed["webhooks"]:
         if webhook["id"] in added:  # shown this once; generation 1 is the one a new webhook starts with
@@ -121,7 +123,7 @@ async def _check_urls(services: Services, webhooks: list[WebhookIn], known: Proj
              responses=problems(403, 404, 409, 422))
 async def rotate_webhook_secret(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})],
                                 webhook_id: Annotated[str, Path(max_length=64)], user: CurrentUser,
-                                services: Svc) -> WebhookSecret:
+                                services: Svc, response: Response) -> WebhookSecret:
     """A new secret for the webhook (pmo or admin), shown in this answer only. The old secret stops
     signing at once: deliveries from now on, retries of earlier ones included, are signed with the new one."""
     require_pmo_or_admin(user)
@@ -129,5 +131,6 @@ async def rotate_webhook_secret(project_id: Annotated[str, Path(json_schema_extr
     project, generation = await asyncio.to_thread(services.store.rotate_webhook_secret, project_id, webhook_id,
                                                   user.user)
     webhook = project.webhooks[webhook_id]
+    response.headers.update(NO_STORE)
     return WebhookSecret(id=webhook_id, url=webhook["url"], events=webhook["events"],
                          secret=derive_secret(services.settings.webhook_key.encode(), webhook_id, generation))

@@ -97,6 +97,7 @@ async def test_the_secret_is_shown_once_in_the_patch_that_adds_the_webhook(hooks
     other = receiver.url("/other")
     r = await patch(api, project_id, [{"id": webhook_id, "url": other, "events": ["review.requested"]}])
     assert r.status_code == 200 and r.json()["webhooks"] == [{**shown, "url": other, "secret": None}]
+    assert r.headers["cache-control"] == "no-store"  # an answer that may hold a secret is never cached
     seen.append(r.text)
     # Errors name what is wrong, never a secret.
     for bad in ([{"id": webhook_id, "url": other}, {"id": webhook_id, "url": other}],
@@ -130,6 +131,7 @@ async def test_a_rotated_secret_signs_what_follows_and_the_old_one_no_longer_ver
     assert r.status_code == 200, r.text
     new = r.json()["secret"]
     assert r.json() == {"id": webhook_id, "url": receiver.url(), "events": None, "secret": new}
+    assert r.headers["cache-control"] == "no-store"
     assert new.startswith("whsec_") and new != old
     assert "whsec_" not in (await api.http.get(f"/api/projects/{project_id}", headers=api.auth(*PMO))).text
     receiver.secrets["/hook"] = new
