@@ -187,7 +187,9 @@ class PhaseOut(BaseModel):
 
 class WebhookOut(BaseModel):
     id: str = Field(description="The webhook's id", examples=["3f2b8c1e-9d4a-4e6b-8a7c-1d2e3f4a5b6c"])
-    url: str = Field(examples=["https://hooks.example/pmo"])
+    url: str = Field(examples=["https://hooks.example/pmo"],
+                     description="Whole for pmo, admin and the project's pmo; for other members only its scheme "
+                                 "and host (`https://hooks.example/…`), since a url is often its credential")
     events: list[str] | None = Field(description=MESSAGE_TYPES_DOC, examples=[["escalation.raised"]])
 
 

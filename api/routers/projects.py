@@ -1,9 +1,11 @@
 import asyncio
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Response, status
 
+from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin, visible_project
 from api.models import (
@@ -28,8 +30,23 @@ NO_STORE = {"Cache-Control": "no-store"}
 router = APIRouter(prefix="/api/projects", tags=["projects"], responses=problems(401, 503))
 
 
-def public(project: Project) -> ProjectPublic:
-    return ProjectPublic(**project_summary(project))  # the same shape the list shows
+def public(project: Project, user: Principal | None = None) -> ProjectPublic:
+    return ProjectPublic(**shown_to(project_summary(project), user))  # the same shape the list shows
+
+
+def shown_to(summary: dict[str, Any], user: Principal | None) -> dict[str, Any]:
+    """The project as `user` may see it: a webhook's url is often its credential (a Slack incoming
+    webhook posts to the channel for whoever holds it), so only pmo, admin and the project's pmo see
+    it whole; other members see its scheme and host."""
+    if user is None or user.is_pmo_or_admin or any(
+            m["user"] == user.user and "pmo" in m.get("roles", []) for m in summary["members"]):
+        return summary
+    return {**summary, "webhooks": [{**w, "url": masked(w["url"])} for w in summary.get("webhooks", [])]}
+
+
+def masked(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectPublic,
@@ -52,6 +69,7 @@ async def list_projects(user: CurrentUser, services: Svc, limit: Limit = DEFAULT
                         cursor: Cursor = None) -> dict[str, Any]:
     """The projects the caller is a member of (all of them for pmo and admin), oldest first."""
     rows = await asyncio.to_thread(services.views.projects_of, user.user, user.is_pmo_or_admin)
+    rows = [shown_to(row, user) for row in rows]
     return paginate(rows, limit, cursor, lambda p: [p["created_at"], p["id"]], ascending, "projects")
 
 
@@ -59,7 +77,7 @@ async def list_projects(user: CurrentUser, services: Svc, limit: Limit = DEFAULT
 async def get_project(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})], user: CurrentUser,
                       services: Svc) -> ProjectPublic:
     """One project, if the caller may see it."""
-    return public(await asyncio.to_thread(visible_project, services, user, project_id))
+    return public(await asyncio.to_thread(visible_project, services, user, project_id), user)
 
 
 

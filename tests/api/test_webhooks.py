@@ -228,3 +228,14 @@ async def test_who_sees_deliveries(hooks, receiver):
     assert r.status_code == 404
     r = await api.http.get(f"{path}?status=lost", headers=api.auth(*PMO))
     assert r.status_code == 422
+
+
+async def test_a_member_who_is_not_pmo_sees_only_the_scheme_and_host_of_a_webhook_url(hooks, receiver):
+    api = hooks
+    project_id, _, _ = await add_webhook(api, receiver)
+    host = receiver.url().split("/")[2]
+    for path, pick in ((f"/api/projects/{project_id}", lambda j: j), ("/api/projects", lambda j: j["items"][0])):
+        shown = pick((await api.http.get(path, headers=api.auth("alice"))).json())["webhooks"][0]["url"]
+        assert shown == f"http://{host}/…", path
+        whole = pick((await api.http.get(path, headers=api.auth(*PMO))).json())["webhooks"][0]["url"]
+        assert whole == receiver.url()
