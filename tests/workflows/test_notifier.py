@@ -132,3 +132,45 @@ async def test_an_event_that_cannot_be_told_is_passed_over_and_an_outage_is_wait
     with pytest.raises(PersistenceError):
         await notifier.catch_up()
     assert notifier.tracking.max_tracking_id(app.name) == position  # waited out, not passed over
+
+
+async def test_a_dead_receiver_never_holds_a_chain_back(temporal_env, sqlite_app, receiver, tmp_path):
+    """A receiver that answers 500 for ever: the chain goes on and ends while its messages are still
+    being retried, and each message ends with one `failed` outcome once the budget is spent."""
+    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
+    settings = Settings(allow_local_webhooks=True, webhook_key="test-key", task_queue=task_queue,
+                        webhook_first_retry_seconds=0.5, webhook_budget_seconds=4)
+    app = sqlite_app
+    project = app.create_project("Northwind website relaunch", MEMBERS, [], [], "paula")
+    project.set_webhooks("paula", "PMO channel", [{"url": receiver.url()}], uuid.uuid4)
+    app.save(project)
+    receiver.then = 500
+    notifier = asyncio.ensure_future(Notifier(app, temporal_env.client, settings,
+                                              tracking_recorder(f"sqlite:///{tmp_path / 'e.sqlite'}")).run(0.1))
+    try:
+        async with build_worker(temporal_env.client, app, task_queue, settings=settings):
+            chain = ChainInput(submission=submission(str(project.id), make_policy(app, {"stages": [
+                {"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any"}]})))
+            start = start_operation(chain, task_queue)
+            await temporal_env.client.execute_update_with_start_workflow(ApprovalChainWorkflow.open,
+                                                                        start_workflow_operation=start)
+            await until(lambda: receiver.received, 5, "the first attempt at review.requested")
+            handle = await start.workflow_handle()
+            began = time.monotonic()
+            await handle.execute_update(ApprovalChainWorkflow.decide, Decide(actor="bob", verdict="approve", revision=1))
+            assert (await handle.result()).status == "approved"
+            assert time.monotonic() - began < 2  # not after the deliveries' 4 s of retries
+            assert not [d for d in deliveries(app) if d["status"] != "pending"]  # still retrying meanwhile
+            await until(lambda: len(deliveries(app)) == 2 and all(d["status"] == "failed" for d in deliveries(app)),
+                        15, "both messages failed after their budget")
+    finally:
+        notifier.cancel()
+    assert sorted(d["type"] for d in deliveries(app)) == ["deliverable.approved", "review.requested"]
+    assert all(d["last_status"] == 500 and len(d["outcomes"]) == 1 for d in deliveries(app))
+
+
+def deliveries(app) -> list[dict]:
+    """Every delivery recorded, read from the event store's log."""
+    ids = {n.originator_id for n in app.recorder.select_notifications(start=None, limit=10_000)
+           if n.topic.startswith("domain.delivery:")}
+    return [app.get_delivery(i) for i in ids]
