@@ -117,8 +117,8 @@ DEPENDENCIES = [
     # while a newcomer watches; a real one would say P2D.
     ("Fabrikam mobile app", "Northwind website relaunch", "Design-system components for the app",
      "The button, form and card components the onboarding screens are drawn with, exported for mobile.",
-     {"role": "design-lead"}, "omar", "PT20S", 10,
-     [{"after": "PT15S", "notify": ["pm"]}, {"after": "PT40S", "notify": ["pmo"], "grant": ["pmo"]}], []),
+     {"role": "design-lead"}, "omar", "PT10S", 10,
+     [{"after": "PT5S", "notify": ["pm"]}, {"after": "PT30S", "notify": ["pmo"], "grant": ["pmo"]}], []),
     ("Contoso product launch", "Fabrikam mobile app", "Load test of the checkout API",
      "Launch day expects ten times the usual traffic; the checkout API must hold it.",
      {"role": "eng-lead"}, "priya", "P3D", 14, None,
