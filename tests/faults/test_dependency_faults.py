@@ -74,7 +74,8 @@ class Dependencies:
 
     def assert_each_step_once(self, dependency_id: str) -> list[dict[str, Any]]:
         """Opened, one stall, escalation levels 1 and 2 in order, each under its own command id, each
-        at or after the due time the watch recorded, the levels counted from the stall."""
+        at or after the due time the watch recorded, the levels counted from when the stall was due
+        (not from its recording, which a restart made late)."""
         history = self.history(dependency_id)
         assert [e["type"] for e in history] == WATCH_THEN_RESOLVE[:4], history
         stalled, *escalations = history[1:]
@@ -83,7 +84,7 @@ class Dependencies:
         assert all(n == 1 for n in ids.values()), ids
         for entry in [stalled, *escalations]:
             assert datetime.fromisoformat(entry["at"]) >= datetime.fromisoformat(entry["due_at"]), entry
-        stalled_at = datetime.fromisoformat(stalled["at"])
+        stalled_at = datetime.fromisoformat(stalled["due_at"])
         assert [datetime.fromisoformat(e["due_at"]) - stalled_at for e in escalations] == [
             timedelta(seconds=1), timedelta(seconds=2)]
         return history
