@@ -61,7 +61,7 @@ class Signoff(Application):
         self._save(project)
         return project, generation
 
-    def _read_project(self, project_id: str | UUID) -> Project:
+    def read_project(self, project_id: str | UUID) -> Project:
         """The project to read, never to change (the cached instance: see `_get`)."""
         return self._get(as_uuid(project_id, "project"), "project", Project, read_only=True)
 
@@ -250,8 +250,8 @@ class Signoff(Application):
         @functools.cache
         def parties() -> Any:
             providing = dependency.providing_project_id
-            return self._dependency_parties(self._read_project(dependency.project_id),
-                                            self._read_project(providing) if providing else None,
+            return self._dependency_parties(self.read_project(dependency.project_id),
+                                            self.read_project(providing) if providing else None,
                                             global_roles | frozenset(cmd.actor_roles))
 
         dependency.handle(cmd, parties)
@@ -263,8 +263,8 @@ class Signoff(Application):
 
         dependency = self._get(as_uuid(dependency_id, "dependency"), "dependency", Dependency)
         providing = dependency.providing_project_id
-        return self._dependency_parties(self._read_project(dependency.project_id),
-                                        self._read_project(providing) if providing else None, global_roles)
+        return self._dependency_parties(self.read_project(dependency.project_id),
+                                        self.read_project(providing) if providing else None, global_roles)
 
     def dependency_watch(self, dependency_id: str | UUID) -> Any:
         """What the dependency's watch keeps: its pending deadlines and the clock run they belong to."""

@@ -111,23 +111,21 @@ class Notifier:
                 read += 1
 
     def deliveries_for(self, notification: Any) -> list[DeliveryRun]:
-        event = self.app.mapper.to_domain_event(notification)
-        recorded = self._recorded(event)
-        if recorded is None:
-            return []
+        uid = notification.originator_id
+        subject, project_id, owner, stages = self._subject(uid, notification.topic.partition(":")[2])
         # A dependency's messages go to both sides: the team that owes it hears of its stall too.
-        projects = [self.app.get_project(p) for p in (recorded.project_id, *self.also_told[event.originator_id])]
-        return [self._run(project, webhook, message) for message in messages_for(recorded) for project in projects
-                for webhook in subscribed(project.webhooks.values(), message)]
-
-    def _recorded(self, event: Any) -> RecordedEvent | None:
-        subject, project_id, owner, stages = self._subject(event.originator_id, type(event).__qualname__)
+        projects = [self.app.read_project(p) for p in (project_id, *self.also_told[uid])]
+        if not any(project.webhooks for project in projects):
+            return []  # nobody to tell: the event is not even decoded
+        event = self.app.mapper.to_domain_event(notification)
         fields = {k: v for k, v in event.__dict__.items() if k not in SKIP}
         if stages and "index" in fields:
             fields["stage_name"] = stages[fields["index"]]
-        return RecordedEvent(subject=subject, project_id=project_id, project_name=self._project_name(project_id),
-                             name=type(event).__qualname__.split(".")[-1], version=event.originator_version,
-                             at=fields.get("at") or event.timestamp, fields=fields, owner_of_subject=owner)
+        recorded = RecordedEvent(subject=subject, project_id=project_id, project_name=projects[0].name,
+                                 name=type(event).__qualname__.split(".")[-1], version=event.originator_version,
+                                 at=fields.get("at") or event.timestamp, fields=fields, owner_of_subject=owner)
+        return [self._run(project, webhook, message) for message in messages_for(recorded) for project in projects
+                for webhook in subscribed(project.webhooks.values(), message)]
 
     def _subject(self, uid: UUID, qualname: str) -> tuple[Subject, str, str, tuple[str, ...]]:
         if uid not in self.subjects:
@@ -135,8 +133,8 @@ class Notifier:
                 self.subjects.clear()
                 self.also_told.clear()
             base = self.settings.public_base_url()
-            aggregate = self.app.repository.get(uid)
-            if qualname.startswith("Deliverable."):
+            aggregate = self.app.repository.get(uid, deepcopy_from_cache=False)  # read, never changed
+            if qualname.startswith("Deliverable"):
                 self.subjects[uid] = (Subject(kind="deliverable", id=str(uid), title=aggregate.title,
                                               url=f"{base}/api/deliverables/{uid}"), aggregate.project_id,
                                       aggregate.submitter, tuple(stage["name"] for stage in aggregate.policy["stages"]))
@@ -148,9 +146,6 @@ class Notifier:
                 providing = aggregate.providing_project_id
                 self.also_told[uid] = (providing,) if providing and providing != aggregate.project_id else ()
         return self.subjects[uid]
-
-    def _project_name(self, project_id: str) -> str:
-        return self.app.get_project(project_id).name
 
     def _run(self, project: Project, webhook: dict[str, Any], message: Message) -> DeliveryRun:
         uid = str(delivery_id(webhook["id"], message.key, message.type))
