@@ -178,6 +178,13 @@ def spawn(args: list[str], env: dict[str, str], log: Path, role: str) -> subproc
     return process
 
 
+def spawn_worker(tmp: Path, store_url: str, address: str, task_queue: str) -> subprocess.Popen:
+    """One `signoff worker` process on `task_queue`, its log in tmp/worker.log."""
+    return spawn([sys.executable, "-m", "workers.cli", "worker"],
+                 {"SIGNOFF_EVENT_STORE": store_url, "SIGNOFF_TEMPORAL_ADDRESS": address,
+                  "SIGNOFF_TASK_QUEUE": task_queue, "SIGNOFF_DATA_DIR": str(tmp)}, tmp / "worker.log", "worker")
+
+
 # Which process does what, so each row can say where its CPU went: pid -> role.
 ROLES: dict[int, str] = {}
 LOAD = "load"

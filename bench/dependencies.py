@@ -35,7 +35,7 @@ from decisions import (
     connect_when_ready,
     cpu_seconds,
     percentile,
-    spawn,
+    spawn_worker,
     start_dev_server,
     stop_process,
 )
@@ -184,9 +184,7 @@ async def run(n: int, c: int, url: str, store: str, clock: str, tmp: Path) -> li
     try:
         client = await connect_when_ready(address, server)
         task_queue = f"bench-dependencies-{uuid.uuid4().hex[:8]}"
-        worker = spawn([sys.executable, "-m", "workers.cli", "worker"],
-                       {"SIGNOFF_EVENT_STORE": url, "SIGNOFF_TEMPORAL_ADDRESS": address,
-                        "SIGNOFF_TASK_QUEUE": task_queue, "SIGNOFF_DATA_DIR": str(tmp)}, tmp / "worker.log", "worker")
+        worker = spawn_worker(tmp, url, address, task_queue)
         requesting = str(app.create_project("Bench warm-up", MEMBERS, [], [], "paula").id)
         providing = str(app.create_project("Bench providing", PROVIDERS, [], [], "paula").id)
         opener = Opener(client, task_queue, requesting, providing)

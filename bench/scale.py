@@ -32,7 +32,7 @@ from typing import Any
 from decisions import (
     connect_when_ready,
     percentile,
-    spawn,
+    spawn_worker,
     start_dev_server,
     stop_process,
 )
@@ -247,9 +247,7 @@ async def run(n: int, m: int, c: int, store_url: str, tmp: Path) -> tuple[Figure
     try:
         client = await connect_when_ready(address, server)
         task_queue = f"scale-{uuid.uuid4().hex[:8]}"
-        worker = spawn([sys.executable, "-m", "workers.cli", "worker"],
-                       {"SIGNOFF_EVENT_STORE": store_url, "SIGNOFF_TEMPORAL_ADDRESS": address,
-                        "SIGNOFF_TASK_QUEUE": task_queue, "SIGNOFF_DATA_DIR": str(tmp)}, tmp / "worker.log", "worker")
+        worker = spawn_worker(tmp, store_url, address, task_queue)
         project_id = str(app.create_project("Scale", MEMBERS, [], [], "paula").id)
         waiting = app.put_policy(f"scale-sla-{uuid.uuid4().hex[:6]}",
                                  PolicySpec.model_validate({"stages": [stage()]}).model_dump(), "paula")[0]
