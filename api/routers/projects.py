@@ -1,5 +1,7 @@
 import asyncio
+import functools
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -27,6 +29,9 @@ from workflows.delivery_activities import resolve
 RESOLVE_SECONDS = 5.0
 
 NO_STORE = {"Cache-Control": "no-store"}
+# Host lookups for webhook urls wait in threads of their own: a lookup that hangs past its timeout
+# keeps one of these, never one of the threads every route's store reads use.
+RESOLVERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
 router = APIRouter(prefix="/api/projects", tags=["projects"], responses=problems(401, 503))
 
 
@@ -130,8 +135,8 @@ async def _check_urls(services: Services, webhooks: list[WebhookIn], known: Proj
             continue
         where = ("webhooks", index, "url")
         try:
-            await asyncio.wait_for(asyncio.to_thread(check_url, webhook.url, allow_local, resolve, where),
-                                   RESOLVE_SECONDS)
+            check = functools.partial(check_url, webhook.url, allow_local, resolve, where)
+            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(RESOLVERS, check), RESOLVE_SECONDS)
         except TimeoutError:
             raise Invalid(f"webhook url {webhook.url!r}: its host did not resolve within {RESOLVE_SECONDS:g} s",
                           where) from None
