@@ -1,4 +1,4 @@
-"""The `signoff` command: `dev` (the whole embedded stack), `api`, `worker` and `token`.
+"""The `signoff` command: `dev` (the whole embedded stack), `api`, `worker`, `token` and `replay`.
 
 Every option overrides the matching `Settings` field; everything else comes from `SIGNOFF_*`.
 """
@@ -21,6 +21,15 @@ def _positive(value: str) -> int:
     if number <= 0:
         raise argparse.ArgumentTypeError("must be a positive number")
     return number
+
+
+def _moment(value: str) -> Any:
+    from workers.replay import parse_since
+
+    try:
+        return parse_since(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 moment: {value!r}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--feed", action="store_true",
                        help="a token good for the calendar feed only (GET /api/calendar.ics?token=...); it "
                             "replaces USER's previous feed token, recorded in the event store SIGNOFF_* names")
+
+    replay = commands.add_parser(
+        "replay", help="replay workflow histories from Temporal against this code (run before deploying a worker)")
+    replay.add_argument("--workflow-id", dest="workflow_ids", action="append", default=[], metavar="ID",
+                        help="replay this workflow's latest run; repeat for several")
+    replay.add_argument("--since", type=_moment, metavar="ISO-8601",
+                        help="replay the workflows started after this moment (UTC unless it names a zone)")
+    replay.add_argument("--query", metavar="QUERY",
+                        help="a Temporal visibility query the workflows must also match, e.g. \"ProjectId='...'\"; "
+                             "without --since or --query, the running workflows are replayed")
     return parser
 
 
@@ -178,7 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.feed and args.roles:
             print("signoff token: a feed token carries no roles (--feed with --role)", file=sys.stderr)
             return 2
+    if args.command == "replay" and args.workflow_ids and (args.since or args.query):
+        print("signoff replay: --workflow-id replays the named workflows; it does not combine with --since "
+              "or --query", file=sys.stderr)
+        return 2
     settings = settings_from(args)
+    if args.command == "replay":
+        from workers.replay import run as replay
+
+        return asyncio.run(replay(settings, workflow_ids=args.workflow_ids, since=args.since, query=args.query))
     if args.command == "dev":
         from workers.devstack import run_devstack
 
