@@ -201,3 +201,17 @@ async def test_encrypted_histories_replay_with_the_configured_key(temporal_env, 
     assert without_key.getvalue().splitlines() == [
         f"FAILED {handle.id} {run_id}: Failed decoding arguments: 'Unknown payload encoding binary/encrypted'",
         "replayed 1 workflow histories: 0 ok, 0 nondeterministic, 1 failed"]
+
+
+def test_a_checked_in_history_has_an_escalation_a_request_for_changes_and_a_revision():
+    """The replay test in CI (test_approval_chain.py) covers those paths: approval_chain_search_attributes.json
+    escalated (level 1), had changes requested and was approved on revision 2. (approval_chain.json only
+    reminded: its escalation timer was cancelled by the first decision.)"""
+    from temporalio.client import WorkflowHistory
+
+    from tests.workflows.test_payload_codec import payloads_in
+
+    path = Path(__file__).parent / "histories" / "approval_chain_search_attributes.json"
+    history = WorkflowHistory.from_json("recorded-chain", path.read_text())
+    data = b" ".join(p.data for event in history.events for p in payloads_in(event))
+    assert b'"escalation_level":1' in data and b'"verdict":"request_changes"' in data and b'"revision":2' in data
