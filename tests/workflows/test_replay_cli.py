@@ -68,8 +68,10 @@ async def test_a_finished_chain_replays_ok_by_id_by_query_and_through_the_cli(ch
     assert listed == [replay.Outcome(workflow_id, run_id)]
     assert await replay.replay(client, pydantic_data_converter, since=datetime.now(timezone.utc) + timedelta(days=1)) == []
     # Without --since or --query: the running ones (this chain has finished), a query the server takes.
+    # The dev server is shared by the whole session, so other tests' running workflows (some with
+    # encrypted payloads this converter cannot read) may be listed too: only ours is asserted.
     running = await replay.replay(client, pydantic_data_converter)
-    assert workflow_id not in {o.workflow_id for o in running} and all(o.kind == "ok" for o in running)
+    assert workflow_id not in {o.workflow_id for o in running}
 
     # The real command, as an operator runs it, against the test server.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
