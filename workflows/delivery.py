@@ -2,7 +2,8 @@
 webhook, off the path of every chain and watch. It records the delivery, sends with retries
 spaced by Temporal (from a second, doubling, at most an hour apart, for the configured budget),
 and records how the run ended: delivered, unsubscribed (410), skipped (webhook removed) or failed
-with the last status."""
+with the last status. The budget becomes a number of attempts (those that begin within it), so the
+last attempt always ends and is counted."""
 
 from datetime import timedelta
 
@@ -21,6 +22,9 @@ class DeliveryRun(DeliveryInput):
     first_retry_seconds: float = 1.0
 
 
+MAX_INTERVAL_SECONDS = 3600.0  # retries at most an hour apart
+
+
 def delivery_workflow_id(delivery_id: str, run: int = 1) -> str:
     return f"delivery-{delivery_id}" if run == 1 else f"delivery-{delivery_id}-run-{run}"
 
@@ -32,15 +36,16 @@ class DeliveryWorkflow:
         plain = DeliveryInput.model_validate(input.model_dump(include=set(DeliveryInput.model_fields)))
         await workflow.execute_local_activity(DeliveryActivities.open_delivery, plain,
                                               start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY)
-        budget = timedelta(seconds=input.budget_seconds)
+        first, longest = input.first_retry_seconds, min(MAX_INTERVAL_SECONDS, input.budget_seconds)
         try:
+            # A number of attempts, not a deadline: an attempt cut off by a deadline may have been
+            # answered 2xx all the same, and would be recorded as failed. Each attempt ends on its own.
             sent: Attempted = await workflow.execute_activity(
                 DeliveryActivities.send_webhook, plain, result_type=Attempted,
                 start_to_close_timeout=timedelta(seconds=input.attempt_timeout_seconds + 5),
-                schedule_to_close_timeout=budget,
-                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=input.first_retry_seconds),
-                                         backoff_coefficient=2.0,
-                                         maximum_interval=min(timedelta(hours=1), budget)),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=first), backoff_coefficient=2.0,
+                                         maximum_interval=timedelta(seconds=longest),
+                                         maximum_attempts=attempts_within(input.budget_seconds, first, longest)),
                 summary=f"{input.message.type} to webhook {input.webhook_id}")
             outcome = Outcome(delivery_id=input.delivery_id, run=input.run, outcome=sent.outcome,
                               attempts=sent.attempts, last_status=sent.status)
@@ -53,9 +58,19 @@ class DeliveryWorkflow:
         return outcome
 
 
+def attempts_within(budget_seconds: float, first_seconds: float, longest_seconds: float) -> int:
+    """How many attempts begin within the budget: the first at once, then each after its backoff
+    (doubling from `first_seconds`, at most `longest_seconds`)."""
+    attempts, elapsed, interval = 1, 0.0, first_seconds
+    while elapsed + interval <= budget_seconds:
+        elapsed += interval
+        attempts += 1
+        interval = min(interval * 2, longest_seconds)
+    return attempts
+
+
 def last_failure(exc: ActivityError) -> tuple[int | None, int, str]:
-    """The last attempt's status, its number and why it failed, from the error the budget ended with
-    (a timeout whose cause is the last attempt's failure, or that failure itself)."""
+    """The last attempt's status, its number and why it failed, from the error the attempts ended with."""
     cause = exc.cause
     while cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.cause

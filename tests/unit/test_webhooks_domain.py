@@ -13,6 +13,7 @@ from domain.errors import Conflict, Invalid, NotFound
 from domain.notifications import RecordedEvent, Subject, messages_for
 from domain.webhooks import check_url, derive_secret
 from tests.builders import MEMBERS
+from workflows.delivery import attempts_within
 from workflows.delivery_activities import pinned
 
 PUBLIC = {"hooks.example": ["93.184.215.14"], "rebind.example": ["10.1.2.3"], "v6.example": ["fd00::1"],
@@ -158,3 +159,12 @@ def test_a_delivery_connects_to_the_address_that_was_checked_not_to_a_second_loo
     assert pinned("https://hooks.example/pmo", ["2606:2800:220:1::1"]) == (
         "https://[2606:2800:220:1::1]/pmo", {"sni_hostname": "hooks.example"})
     assert pinned("http://127.0.0.1:9000/hook", []) == ("http://127.0.0.1:9000/hook", {})
+
+
+@pytest.mark.parametrize("budget, first, longest, expected", [
+    (86400, 1, 3600, 35),  # a day: 1, 2, … 2048 s apart, then hourly
+    (2.0, 0.2, 2.0, 4),  # 0.2 + 0.4 + 0.8 fit, 1.6 more does not
+    (0.5, 1, 0.5, 1),  # no retry fits
+])
+def test_a_budget_is_the_attempts_that_begin_within_it(budget, first, longest, expected):
+    assert attempts_within(budget, first, longest) == expected
