@@ -1,0 +1,424 @@
+"""Audit trail: a million events through the domain, then the projector, five queries over HTTP and verify.
+
+    .venv/bin/python bench/audit.py [--events N] [--no-postgresql] [--keep DIR]
+
+For each store (a SQLite file in a temp dir, then a fresh schema of the PostgreSQL at 127.0.0.1:5432):
+1. load: N events (default 1,000,000) generated through the domain application (`Signoff`, opened with
+   `store.events.open_application`): projects and their members, policies and new versions of them,
+   deliverables submitted, decided on (approvals, requests for changes, revisions, rejections,
+   withdrawals), escalated, reminded; dependencies opened, stalled, escalated, acknowledged,
+   progressed, resolved or cancelled; a few charter changes. Many lives run side by side, so their
+   events interleave in the log as they would in production, and the touched aggregates are saved
+   together, about a thousand events per `app.save(*aggregates)`. Printed: events/s.
+2. the decoded read of the whole notification log (select_notifications in batches of 1000, each
+   mapped to its domain event): the ceiling of any projector.
+See bench/README.md.
+"""
+
+import argparse
+import hashlib
+import itertools
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from stores import store_url
+
+from domain.application import Signoff
+from domain.commands import Decide, FireDeadline, SubmitDeliverable, SubmitRevision, Withdraw
+from domain.deliverable import Deliverable
+from domain.dependency import Dependency
+from domain.dependency_commands import (
+    Acknowledge,
+    Cancel,
+    FireDependencyDeadline,
+    OpenDependency,
+    ReportProgress,
+    Resolve,
+)
+from domain.dependency_rules import Parties
+from domain.policy_spec import PolicySpec
+from store.events import open_application
+
+# ---- wording (from the PMO support article in ../shared/seed) ------------------------------------
+CLIENTS = ["Northwind", "Contoso", "Fabrikam", "Tailspin", "Wingtip", "Adatum", "Litware", "Proseware",
+           "Woodgrove", "Coho", "Lucerne", "Margie's Travel", "Alpine Ski House", "Trey Research", "Humongous"]
+PROGRAMMES = ["website relaunch", "product launch", "e-commerce checkout", "project coordination",
+              "milestone tracking", "resource coordination", "cross-functional collaboration",
+              "portfolio reporting", "warehouse shipping timelines", "marketing assets"]
+TITLES = [
+    "Task breakdown structure for each project phase", "Approval workflow without bottlenecks",
+    "Automated notifications for upcoming deadlines", "Shared dashboard for real-time progress",
+    "Standard operating procedures for recurring projects", "Gantt timeline for the active projects",
+    "Weekly milestone review pack", "Buffer plan for critical path activities",
+    "Actual versus planned progress report", "Centralized resource calendar",
+    "Capacity planning for the quarter", "Workload balance by skill set", "Resource sharing agreement",
+    "Utilization report", "Shared project charter", "Escalation paths for cross-team dependencies",
+    "Interdepartmental deliverables tracker", "Launch date alignment memo", "Homepage mockups",
+    "Checkout specification", "Shipping timeline handoff", "Reporting templates", "Risk management protocol",
+    "Governance framework", "Status report for stakeholders",
+]
+COMMENTS = [
+    "Handoffs between teams are not clear enough yet", "The timeline has no buffer on the critical path",
+    "Roles in the charter are not clearly defined", "The dashboard does not show actual versus planned",
+    "Please flag capacity issues before they cause delays", "Milestones need an owner each",
+    "The launch date is misaligned with the warehouse timeline", "Assets from the design team are missing",
+    "Status-chasing is still manual here", "The escalation path skips the project lead",
+]
+NOTES = [
+    "clearer task ownership", "buffer time added to the critical path", "roles defined in the charter",
+    "actual versus planned added", "weekly milestone reviews scheduled", "workload rebalanced",
+    "specifications from product management attached", "shipping timelines from the warehouse added",
+]
+DEPENDENCIES = [
+    "Specifications from product management", "Assets from the design team", "Shipping timelines from the warehouse",
+    "Sandbox credentials", "Resource allocation plan", "Headcount approval for the bottleneck team",
+    "Reporting template", "Shared timeline for the launch", "Risk register review", "Brand guidelines",
+]
+REASONS = ["Resource sharing with the platform team", "Coordinating with department heads on capacity",
+           "Balancing workloads based on skill sets and availability", "A new engineer joined the project"]
+FIRST = ["alice", "bob", "carol", "dan", "erin", "frank", "grace", "heidi", "ivan", "judy", "ken", "lena",
+         "mike", "nina", "oscar", "peggy", "quinn", "rosa", "sam", "trent", "uma", "victor", "wendy", "xavier",
+         "yara", "zack", "amir", "bea", "chen", "dara", "eli", "fatima", "gus", "hana", "igor", "jess",
+         "kofi", "lars", "mei", "nils", "olga", "pia", "raj", "sofia", "tom", "ugo", "vera", "wim", "yusuf", "zoe"]
+# A project's team: who holds which role (every policy below names only these roles).
+TEAM = [("author", 2), ("design-lead", 1), ("eng", 3), ("pm", 1), ("pmo", 1), ("sponsor", 1), ("legal", 1)]
+
+PM_STEP = {"after": "P2D", "notify": ["pm"], "grant": ["pm"]}
+POLICIES: dict[str, dict[str, Any]] = {
+    "standard-review": {"stages": [
+        {"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any", "escalation": [PM_STEP]},
+        {"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "n_of_m", "n": 2},
+        {"name": "sponsor", "approvers": {"roles": ["sponsor"]}, "rule": "all"}], "on_revision": "restart"},
+    "fast-track": {"stages": [
+        {"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "any", "escalation": [PM_STEP]}]},
+    "creative-signoff": {"stages": [
+        {"name": "design", "approvers": {"roles": ["design-lead"]}, "rule": "any", "reminders": ["P1D"]},
+        {"name": "sponsor", "approvers": {"roles": ["sponsor"]}, "rule": "any", "escalation": [PM_STEP]}],
+        "on_revision": "resume"},
+    "legal-review": {"stages": [
+        {"name": "legal", "approvers": {"roles": ["legal"]}, "rule": "all", "reminders": ["P3D"], "sla": "P5D"},
+        {"name": "sponsor", "approvers": {"roles": ["sponsor"]}, "rule": "any"}]},
+    "launch-gate": {"stages": [
+        {"name": "engineering", "approvers": {"roles": ["eng"]}, "rule": "all", "escalation": [PM_STEP]},
+        {"name": "pm", "approvers": {"roles": ["pm"]}, "rule": "any"},
+        {"name": "sponsor", "approvers": {"roles": ["sponsor"]}, "rule": "all"}], "on_revision": "resume"},
+}
+POLICY_WEIGHTS = {"standard-review": 5, "fast-track": 3, "creative-signoff": 2, "legal-review": 1, "launch-gate": 2}
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class Team:
+    project_id: str
+    members: list[dict[str, Any]]
+    escalation_path: list[dict[str, Any]]
+
+    def holders(self, role: str) -> list[str]:
+        return [m["user"] for m in self.members if role in m["roles"]]
+
+
+@dataclass
+class Loaded:
+    events: int  # what the log holds at the end (max_notification_id)
+    seconds: float
+    saves: int
+    counts: dict[str, int] = field(default_factory=dict)  # lives by kind and how they ended
+    projects: list[str] = field(default_factory=list)
+    busiest_actor: str = ""  # the user who did the most (the "by actor" query's filter)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ended_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    sample_subjects: list[str] = field(default_factory=list)  # deliverable ids, for the "by subject" query
+
+
+class Loader:
+    """Lives of deliverables and dependencies, interleaved, recorded through the domain's aggregates and
+    saved in batches. Each life is a generator that makes one command per step and yields the
+    aggregate it changed."""
+
+    def __init__(self, app: Signoff, rng: random.Random) -> None:
+        self.app, self.rng = app, rng
+        self.ids = itertools.count(1)
+        self.teams: list[Team] = []
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.counts: dict[str, int] = {}
+        self.actions: dict[str, int] = {}  # per actor
+        self.subjects: list[str] = []
+
+    # ---- set-up through the application's own use cases ----------------------------------------
+    def create_projects(self, count: int) -> None:
+        for k in range(count):
+            people = self.rng.sample(FIRST, sum(n for _, n in TEAM))
+            members, it = [], iter(people)
+            for role, n in TEAM:
+                members += [{"user": next(it), "roles": [role]} for _ in range(n)]
+            name = f"{CLIENTS[k % len(CLIENTS)]} {PROGRAMMES[(k // len(CLIENTS)) % len(PROGRAMMES)]}"
+            if k >= len(CLIENTS) * len(PROGRAMMES):
+                name += f" {k // (len(CLIENTS) * len(PROGRAMMES)) + 1}"
+            pmo = members[7]["user"]
+            path = [{"after": "P3D", "notify": ["pm"]}, {"after": "P5D", "notify": ["pmo", "sponsor"], "grant": ["pm"]}]
+            project = self.app.create_project(name, members, path, [], pmo)
+            self.teams.append(Team(str(project.id), members, path))
+
+    def publish(self, name: str, spec: dict[str, Any], actor: str = "paula") -> None:
+        checked = PolicySpec.model_validate(spec).model_dump()
+        self.app.put_policy(name, checked, actor)
+        self.policies[name] = self.app.get_policy(name)
+
+    def change_charter(self) -> None:
+        """A pmo swaps one engineer of a project for someone new (running chains keep their approvers)."""
+        team = self.rng.choice(self.teams)
+        members = [dict(m) for m in team.members]
+        engineers = [i for i, m in enumerate(members) if "eng" in m["roles"]]
+        taken = {m["user"] for m in members}
+        newcomer = self.rng.choice([u for u in FIRST if u not in taken])
+        members[self.rng.choice(engineers)] = {"user": newcomer, "roles": ["eng"]}
+        self.app.change_project(team.project_id, team.holders("pmo")[0], self.rng.choice(REASONS), members=members)
+        team.members = members
+        self.count("project.charter_changed")
+
+    # ---- lives ---------------------------------------------------------------------------------
+    def command_id(self) -> str:
+        return f"bench-{next(self.ids)}"
+
+    def count(self, what: str, actor: str | None = None) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+        if actor:
+            self.actions[actor] = self.actions.get(actor, 0) + 1
+
+    def deliverable(self) -> Iterator[Any]:
+        rng, team = self.rng, self.rng.choice(self.teams)
+        name = rng.choices(list(POLICY_WEIGHTS), weights=list(POLICY_WEIGHTS.values()))[0]
+        submitter = rng.choice(team.holders("author"))
+        uid = uuid.uuid4()
+        cmd = SubmitDeliverable(
+            deliverable_id=str(uid), actor=submitter, command_id=self.command_id(), project_id=team.project_id,
+            title=rng.choice(TITLES), policy=self.policies[name],
+            revision={"uri": f"https://files.example/{uid.hex[:8]}-v1.pdf", "sha256": sha(f"{uid}-1"),
+                      "note": "first cut"})
+        d = Deliverable.submit(cmd, team.members, team.escalation_path, uid)
+        self.count("deliverable.submitted", submitter)
+        if len(self.subjects) < 1000:
+            self.subjects.append(str(uid))
+        yield d
+        members = lambda: team.members  # noqa: E731 (read when a stage opens: charter changes count)
+        did = str(uid)
+        while d.status in ("in_review", "changes_requested"):
+            r = rng.random()
+            if r < 0.03:
+                self.count("deliverable.left_open")
+                return  # still in review when the load ends, as many are
+            if d.status == "changes_requested":
+                n = len(d.revisions) + 1
+                d.handle(SubmitRevision(deliverable_id=did, actor=submitter, command_id=self.command_id(),
+                                        uri=f"https://files.example/{uid.hex[:8]}-v{n}.pdf", sha256=sha(f"{uid}-{n}"),
+                                        note=rng.choice(NOTES)), members)
+                self.count("deliverable.revision", submitter)
+                yield d
+                continue
+            stage = d.stage
+            assert stage is not None
+            pending = {(x.kind, x.level) for x in stage.deadlines if not x.done}
+            if r < 0.04:
+                d.handle(Withdraw(deliverable_id=did, actor=submitter, command_id=self.command_id(),
+                                  reason=rng.choice(COMMENTS)), members)
+                self.count("deliverable.withdrawn", submitter)
+            elif r < 0.10 and ("escalation", 1) in pending:
+                d.handle(FireDeadline(deliverable_id=did, command_id=self.command_id(), stage_index=stage.index,
+                                      opened_at=stage.opened_at.isoformat(), kind="escalation", level=1), members)
+                self.count("deliverable.escalated")
+            elif r < 0.14 and ("reminder", 1) in pending:
+                d.handle(FireDeadline(deliverable_id=did, command_id=self.command_id(), stage_index=stage.index,
+                                      opened_at=stage.opened_at.isoformat(), kind="reminder", level=1), members)
+                self.count("deliverable.reminded")
+            elif r < 0.15 and ("sla", 0) in pending:
+                d.handle(FireDeadline(deliverable_id=did, command_id=self.command_id(), stage_index=stage.index,
+                                      opened_at=stage.opened_at.isoformat(), kind="sla", level=0), members)
+                self.count("deliverable.sla_breached")
+            else:
+                actor = rng.choice(stage.waiting_on)
+                verdict = ("request_changes" if r < 0.25 and len(d.revisions) < 4
+                           else "reject" if r < 0.26 else "approve")
+                d.handle(Decide(deliverable_id=did, actor=actor, command_id=self.command_id(), verdict=verdict,
+                                comment="" if verdict == "approve" else rng.choice(COMMENTS),
+                                revision=len(d.revisions)), members)
+                self.count(f"deliverable.{verdict}", actor)
+            yield d
+        self.count(f"deliverable.ended_{d.status}")
+
+    def dependency(self) -> Iterator[Any]:
+        rng = self.rng
+        requesting, providing = rng.sample(self.teams, 2)
+        if rng.random() < 0.2:
+            providing = None  # owed within the project
+        owed_by = providing or requesting
+        owner = rng.choice(owed_by.holders("eng"))
+        opener = rng.choice(requesting.holders("pm") + requesting.holders("author"))
+        uid = uuid.uuid4()
+        parties = lambda: Parties(requesting=requesting.members,  # noqa: E731
+                                  providing=providing.members if providing else None)
+        cmd = OpenDependency(
+            actor=opener, dependency_id=str(uid), command_id=self.command_id(), project_id=requesting.project_id,
+            providing_project_id=providing.project_id if providing else None, title=rng.choice(DEPENDENCIES),
+            owner={"user": owner}, needed_by=datetime.now(UTC) + timedelta(days=rng.randint(7, 90)),
+            stall_after="P2D", escalation=[{"after": "P1D", "notify": ["pm"], "grant": ["pm"]}])
+        d = Dependency.open(cmd, parties(), requesting.escalation_path, uid)
+        self.count("dependency.opened", opener)
+        yield d
+        did = str(uid)
+        if rng.random() < 0.2:  # nobody took it up: it stalls, and half of those escalate
+            d.handle(FireDependencyDeadline(dependency_id=did, command_id=self.command_id(), kind="stall",
+                                            clock_started_at=d.clock.started_at), parties)
+            self.count("dependency.stalled")
+            yield d
+            if rng.random() < 0.5:
+                d.handle(FireDependencyDeadline(dependency_id=did, command_id=self.command_id(), kind="escalation",
+                                                level=1, clock_started_at=d.clock.started_at), parties)
+                self.count("dependency.escalated")
+                yield d
+        if rng.random() < 0.05:
+            d.handle(Cancel(dependency_id=did, actor=opener, command_id=self.command_id(),
+                            reason="No longer needed after the re-plan"), parties)
+            self.count("dependency.cancelled", opener)
+            yield d
+            return
+        if d.status in ("open",) and d.owner.user in [m["user"] for m in owed_by.members]:
+            d.handle(Acknowledge(dependency_id=did, actor=owner, command_id=self.command_id()), parties)
+            self.count("dependency.acknowledged", owner)
+            yield d
+        else:
+            self.count("dependency.owner_left")
+            return
+        for _ in range(rng.randint(0, 3)):
+            if owner not in [m["user"] for m in owed_by.members]:
+                return  # a charter change took the owner off the project meanwhile
+            d.handle(ReportProgress(dependency_id=did, actor=owner, command_id=self.command_id(),
+                                    note=rng.choice(NOTES), percent=rng.choice([25, 50, 75, 90])), parties)
+            self.count("dependency.progress", owner)
+            yield d
+        if rng.random() < 0.85 and owner in [m["user"] for m in owed_by.members]:
+            d.handle(Resolve(dependency_id=did, actor=owner, command_id=self.command_id(), note="delivered"), parties)
+            self.count("dependency.resolved", owner)
+            yield d
+
+    def life(self) -> Iterator[Any]:
+        return self.dependency() if self.rng.random() < 0.2 else self.deliverable()
+
+    # ---- the run --------------------------------------------------------------------------------
+    def run(self, target: int, pool: int = 300, batch_steps: int = 700,
+            progress: Callable[[int, float], None] | None = None) -> Loaded:
+        app, rng = self.app, self.rng
+        began, started_at = time.perf_counter(), datetime.now(UTC)
+        self.create_projects(max(4, target // 2500))
+        for name, spec in POLICIES.items():
+            self.publish(name, spec)
+        charter_every = max(target // 20, 1000)  # about 20 charter changes per run
+        policy_every = max(target // 8, 1000)  # and a new policy version now and then
+        lives = [self.life() for _ in range(pool)]
+        touched: dict[Any, Any] = {}
+        saved = app.recorder.max_notification_id() or 0
+        saves, steps, next_charter, next_policy, next_report = 0, 0, charter_every, policy_every, 0
+        while saved < target:
+            i = rng.randrange(pool)
+            try:
+                aggregate = next(lives[i])
+            except StopIteration:
+                lives[i] = self.life()
+                continue
+            touched[aggregate.id] = aggregate
+            steps += 1
+            if steps % batch_steps == 0:
+                app.save(*touched.values())
+                saves += 1
+                touched.clear()
+                saved = app.recorder.max_notification_id() or 0
+                if saved >= next_charter:
+                    self.change_charter()
+                    next_charter += charter_every
+                if saved >= next_policy:
+                    name = rng.choice(list(POLICIES))
+                    spec = {**POLICIES[name], "stages": [dict(s) for s in POLICIES[name]["stages"]]}
+                    spec["stages"][-1]["sla"] = f"P{self.policies[name]['version'] + rng.randint(3, 9)}D"
+                    self.publish(name, spec, actor=rng.choice(["paula", "priya"]))
+                    next_policy += policy_every
+                if progress and saved >= next_report:
+                    progress(saved, time.perf_counter() - began)
+                    next_report += max(target // 10, 1)
+        if touched:
+            app.save(*touched.values())
+            saves += 1
+        seconds = time.perf_counter() - began
+        busiest = max(self.actions, key=self.actions.get)  # type: ignore[arg-type]
+        return Loaded(events=app.recorder.max_notification_id() or 0, seconds=seconds, saves=saves,
+                      counts=dict(sorted(self.counts.items())), projects=[t.project_id for t in self.teams],
+                      busiest_actor=busiest, started_at=started_at, ended_at=datetime.now(UTC),
+                      sample_subjects=self.subjects)
+
+
+def load(app: Signoff, events: int = 1_000_000, seed: int = 10, verbose: bool = True) -> Loaded:
+    """About `events` events (up to one batch more) through the domain into `app`'s store."""
+    def progress(saved: int, seconds: float) -> None:
+        if verbose:
+            print(f"  loaded {saved:,} events in {seconds:.0f} s ({saved / max(seconds, 1e-9):,.0f}/s)",
+                  file=sys.stderr, flush=True)
+    return Loader(app, random.Random(seed)).run(events, progress=progress)
+
+
+def decoded_read(app: Signoff, batch: int = 1000) -> tuple[int, float]:
+    """Read the whole notification log in batches and map each to its domain event: (events, seconds)."""
+    recorder, mapper = app.recorder, app.mapper
+    began, position, count = time.perf_counter(), 1, 0
+    while notifications := recorder.select_notifications(position, batch):
+        for notification in notifications:
+            mapper.to_domain_event(notification)
+        count += len(notifications)
+        position = notifications[-1].id + 1
+    return count, time.perf_counter() - began
+
+
+def run_store(kind: str, url: str, events: int) -> None:
+    app = open_application(url)
+    try:
+        loaded = load(app, events)
+        print(f"{kind}: loaded {loaded.events:,} events in {loaded.seconds:.1f} s = "
+              f"{loaded.events / loaded.seconds:,.0f} events/s ({loaded.saves} saves, "
+              f"{loaded.events / max(loaded.saves, 1):,.0f} events each)")
+        print(f"  lives: {loaded.counts}")
+        count, seconds = decoded_read(app)
+        print(f"{kind}: decoded read of the log: {count:,} events in {seconds:.1f} s = {count / seconds:,.0f} events/s")
+    finally:
+        app.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", "-n", type=int, default=1_000_000, help="events to load (about: whole batches)")
+    parser.add_argument("--no-postgresql", action="store_true", help="SQLite only")
+    parser.add_argument("--keep", type=Path, help="keep the SQLite store in this directory (and the PostgreSQL schema)")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="signoff-audit-"))
+    try:
+        for kind in ["sqlite"] + ([] if args.no_postgresql else ["postgresql"]):
+            url, drop = store_url(kind, tmp, prefix="bench_audit")
+            try:
+                run_store(kind, url, args.events)
+            finally:
+                drop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
