@@ -17,23 +17,33 @@ See bench/README.md.
 
 import argparse
 import hashlib
-import itertools
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from stores import store_url
+import httpx
+from decisions import cpu_seconds, free_port, percentile, spawn, stop_process
+from stores import POSTGRES_URL, store_url
 
+from api.auth import mint_token
 from domain.application import Signoff
-from domain.commands import Decide, FireDeadline, SubmitDeliverable, SubmitRevision, Withdraw
+from domain.commands import (
+    Decide,
+    FireDeadline,
+    SubmitDeliverable,
+    SubmitRevision,
+    Withdraw,
+)
 from domain.deliverable import Deliverable
 from domain.dependency import Dependency
 from domain.dependency_commands import (
@@ -149,7 +159,6 @@ class Loader:
 
     def __init__(self, app: Signoff, rng: random.Random) -> None:
         self.app, self.rng = app, rng
-        self.ids = itertools.count(1)
         self.teams: list[Team] = []
         self.policies: dict[str, dict[str, Any]] = {}
         self.counts: dict[str, int] = {}
@@ -189,21 +198,34 @@ class Loader:
         self.count("project.charter_changed")
 
     # ---- lives ---------------------------------------------------------------------------------
-    def command_id(self) -> str:
-        return f"bench-{next(self.ids)}"
+    @staticmethod
+    def command_id(workflow_id: str, name: str | None = None) -> str:
+        """As the subject's workflow stamps a command: `{workflow id}:update:{update id}` for one that came
+        as an Update, `{workflow id}:{name}` for one the workflow made itself (a deadline that fell due)."""
+        return f"{workflow_id}:{name or f'update:{uuid.uuid4()}'}"
 
     def count(self, what: str, actor: str | None = None) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
         if actor:
             self.actions[actor] = self.actions.get(actor, 0) + 1
 
+    def deadline(self, d: Deliverable, kind: str, level: int) -> FireDeadline:
+        """The stage deadline `kind`/`level` falling due, as the chain's timer records it."""
+        stage = d.stage
+        assert stage is not None
+        due = next(x for x in stage.deadlines if x.kind == kind and x.level == level)
+        name = d.to_view().deadline_id(due)  # as the chain names it: one id per deadline of one stage opening
+        return FireDeadline(deliverable_id=str(d.id), command_id=self.command_id(f"deliverable-{d.id}", name),
+                            stage_index=stage.index, opened_at=stage.opened_at.isoformat(), kind=kind, level=level)
+
     def deliverable(self) -> Iterator[Any]:
         rng, team = self.rng, self.rng.choice(self.teams)
         name = rng.choices(list(POLICY_WEIGHTS), weights=list(POLICY_WEIGHTS.values()))[0]
         submitter = rng.choice(team.holders("author"))
         uid = uuid.uuid4()
+        wid = f"deliverable-{uid}"
         cmd = SubmitDeliverable(
-            deliverable_id=str(uid), actor=submitter, command_id=self.command_id(), project_id=team.project_id,
+            deliverable_id=str(uid), actor=submitter, command_id=self.command_id(wid), project_id=team.project_id,
             title=rng.choice(TITLES), policy=self.policies[name],
             revision={"uri": f"https://files.example/{uid.hex[:8]}-v1.pdf", "sha256": sha(f"{uid}-1"),
                       "note": "first cut"})
@@ -212,7 +234,7 @@ class Loader:
         if len(self.subjects) < 1000:
             self.subjects.append(str(uid))
         yield d
-        members = lambda: team.members  # noqa: E731 (read when a stage opens: charter changes count)
+        members = lambda: team.members
         did = str(uid)
         while d.status in ("in_review", "changes_requested"):
             r = rng.random()
@@ -221,7 +243,7 @@ class Loader:
                 return  # still in review when the load ends, as many are
             if d.status == "changes_requested":
                 n = len(d.revisions) + 1
-                d.handle(SubmitRevision(deliverable_id=did, actor=submitter, command_id=self.command_id(),
+                d.handle(SubmitRevision(deliverable_id=did, actor=submitter, command_id=self.command_id(wid),
                                         uri=f"https://files.example/{uid.hex[:8]}-v{n}.pdf", sha256=sha(f"{uid}-{n}"),
                                         note=rng.choice(NOTES)), members)
                 self.count("deliverable.revision", submitter)
@@ -231,26 +253,23 @@ class Loader:
             assert stage is not None
             pending = {(x.kind, x.level) for x in stage.deadlines if not x.done}
             if r < 0.04:
-                d.handle(Withdraw(deliverable_id=did, actor=submitter, command_id=self.command_id(),
+                d.handle(Withdraw(deliverable_id=did, actor=submitter, command_id=self.command_id(wid),
                                   reason=rng.choice(COMMENTS)), members)
                 self.count("deliverable.withdrawn", submitter)
             elif r < 0.10 and ("escalation", 1) in pending:
-                d.handle(FireDeadline(deliverable_id=did, command_id=self.command_id(), stage_index=stage.index,
-                                      opened_at=stage.opened_at.isoformat(), kind="escalation", level=1), members)
+                d.handle(self.deadline(d, "escalation", 1), members)
                 self.count("deliverable.escalated")
             elif r < 0.14 and ("reminder", 1) in pending:
-                d.handle(FireDeadline(deliverable_id=did, command_id=self.command_id(), stage_index=stage.index,
-                                      opened_at=stage.opened_at.isoformat(), kind="reminder", level=1), members)
+                d.handle(self.deadline(d, "reminder", 1), members)
                 self.count("deliverable.reminded")
             elif r < 0.15 and ("sla", 0) in pending:
-                d.handle(FireDeadline(deliverable_id=did, command_id=self.command_id(), stage_index=stage.index,
-                                      opened_at=stage.opened_at.isoformat(), kind="sla", level=0), members)
+                d.handle(self.deadline(d, "sla", 0), members)
                 self.count("deliverable.sla_breached")
             else:
                 actor = rng.choice(stage.waiting_on)
                 verdict = ("request_changes" if r < 0.25 and len(d.revisions) < 4
                            else "reject" if r < 0.26 else "approve")
-                d.handle(Decide(deliverable_id=did, actor=actor, command_id=self.command_id(), verdict=verdict,
+                d.handle(Decide(deliverable_id=did, actor=actor, command_id=self.command_id(wid), verdict=verdict,
                                 comment="" if verdict == "approve" else rng.choice(COMMENTS),
                                 revision=len(d.revisions)), members)
                 self.count(f"deliverable.{verdict}", actor)
@@ -266,10 +285,12 @@ class Loader:
         owner = rng.choice(owed_by.holders("eng"))
         opener = rng.choice(requesting.holders("pm") + requesting.holders("author"))
         uid = uuid.uuid4()
-        parties = lambda: Parties(requesting=requesting.members,  # noqa: E731
+        wid = f"dependency-{uid}"
+        parties = lambda: Parties(requesting=requesting.members,
                                   providing=providing.members if providing else None)
         cmd = OpenDependency(
-            actor=opener, dependency_id=str(uid), command_id=self.command_id(), project_id=requesting.project_id,
+            actor=opener, dependency_id=str(uid), command_id=self.command_id(wid, "open"),
+            project_id=requesting.project_id,
             providing_project_id=providing.project_id if providing else None, title=rng.choice(DEPENDENCIES),
             owner={"user": owner}, needed_by=datetime.now(UTC) + timedelta(days=rng.randint(7, 90)),
             stall_after="P2D", escalation=[{"after": "P1D", "notify": ["pm"], "grant": ["pm"]}])
@@ -278,23 +299,24 @@ class Loader:
         yield d
         did = str(uid)
         if rng.random() < 0.2:  # nobody took it up: it stalls, and half of those escalate
-            d.handle(FireDependencyDeadline(dependency_id=did, command_id=self.command_id(), kind="stall",
-                                            clock_started_at=d.clock.started_at), parties)
+            d.handle(FireDependencyDeadline(dependency_id=did, command_id=self.command_id(wid, "deadline:stall:0"),
+                                            kind="stall", clock_started_at=d.clock.started_at), parties)
             self.count("dependency.stalled")
             yield d
             if rng.random() < 0.5:
-                d.handle(FireDependencyDeadline(dependency_id=did, command_id=self.command_id(), kind="escalation",
-                                                level=1, clock_started_at=d.clock.started_at), parties)
+                d.handle(FireDependencyDeadline(dependency_id=did, kind="escalation", level=1,
+                                                command_id=self.command_id(wid, "deadline:escalation:1"),
+                                                clock_started_at=d.clock.started_at), parties)
                 self.count("dependency.escalated")
                 yield d
         if rng.random() < 0.05:
-            d.handle(Cancel(dependency_id=did, actor=opener, command_id=self.command_id(),
+            d.handle(Cancel(dependency_id=did, actor=opener, command_id=self.command_id(wid),
                             reason="No longer needed after the re-plan"), parties)
             self.count("dependency.cancelled", opener)
             yield d
             return
         if d.status in ("open",) and d.owner.user in [m["user"] for m in owed_by.members]:
-            d.handle(Acknowledge(dependency_id=did, actor=owner, command_id=self.command_id()), parties)
+            d.handle(Acknowledge(dependency_id=did, actor=owner, command_id=self.command_id(wid)), parties)
             self.count("dependency.acknowledged", owner)
             yield d
         else:
@@ -303,12 +325,12 @@ class Loader:
         for _ in range(rng.randint(0, 3)):
             if owner not in [m["user"] for m in owed_by.members]:
                 return  # a charter change took the owner off the project meanwhile
-            d.handle(ReportProgress(dependency_id=did, actor=owner, command_id=self.command_id(),
+            d.handle(ReportProgress(dependency_id=did, actor=owner, command_id=self.command_id(wid),
                                     note=rng.choice(NOTES), percent=rng.choice([25, 50, 75, 90])), parties)
             self.count("dependency.progress", owner)
             yield d
         if rng.random() < 0.85 and owner in [m["user"] for m in owed_by.members]:
-            d.handle(Resolve(dependency_id=did, actor=owner, command_id=self.command_id(), note="delivered"), parties)
+            d.handle(Resolve(dependency_id=did, actor=owner, command_id=self.command_id(wid), note="delivered"), parties)
             self.count("dependency.resolved", owner)
             yield d
 
@@ -387,32 +409,195 @@ def decoded_read(app: Signoff, batch: int = 1000) -> tuple[int, float]:
     return count, time.perf_counter() - began
 
 
-def run_store(kind: str, url: str, events: int) -> None:
+# ---- the projector, the queries and verify -------------------------------------------------------------
+JWT_SECRET = "bench-secret-that-is-long-enough-for-hs256"
+RUNS = 50  # timed requests per query
+DEEP = 50  # pages followed before the deep page is timed
+
+
+@dataclass
+class Query:
+    name: str
+    params: list[dict[str, str]]  # one per run (rotating over several filters), or the same every time
+    latencies: list[float] = field(default_factory=list)
+    items: list[int] = field(default_factory=list)
+
+
+def start_api(url: str, tmp: Path, extra: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """`signoff api` in a process of its own (uvicorn, as deployed) on a free port; Temporal on a port
+    nobody listens on: the audit routes read the view only."""
+    port = free_port()
+    env = {"SIGNOFF_EVENT_STORE": url, "SIGNOFF_DATA_DIR": str(tmp), "SIGNOFF_PORT": str(port),
+           "SIGNOFF_JWT_SECRET": JWT_SECRET, "SIGNOFF_DEMO": "false",
+           "SIGNOFF_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}", **extra}
+    process = spawn([str(Path(sys.executable).with_name("signoff")), "api"], env, tmp / "api.log", "api")
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"signoff api exited with {process.returncode}; see {tmp / 'api.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return process, port
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("signoff api did not start")
+        time.sleep(0.1)
+
+
+def get(http: httpx.Client, params: dict[str, str]) -> dict[str, Any]:
+    r = http.get("/api/audit", params=params)
+    if r.status_code != 200:
+        raise RuntimeError(f"GET /api/audit {params}: {r.status_code} {r.text[:300]}")
+    return r.json()
+
+
+def queries(http: httpx.Client, rng: random.Random) -> list[Query]:
+    """The five queries, their filters taken from the trail itself (untimed reads)."""
+    newest = get(http, {"limit": "1000"})["items"]
+    oldest = get(http, {"order": "asc", "limit": "1"})["items"][0]
+    actors = Counter(row["actor"] for row in newest if row["actor"] != "signoff")
+    projects = Counter(row["project_id"] for row in newest if row["project_id"])
+    subjects = list(dict.fromkeys(row["subject"]["id"] for row in newest if row["subject"]["kind"] == "deliverable"))
+    first, last = datetime.fromisoformat(oldest["at"]), datetime.fromisoformat(newest[0]["at"])
+    width = (last - first) / 100  # a window of about 1% of the trail
+
+    def window() -> dict[str, str]:
+        since = first + (last - first - width) * rng.random()
+        return {"since": since.isoformat(), "until": (since + width).isoformat()}
+
+    top = [a for a, _ in actors.most_common(10)]
+    busy = [p for p, _ in projects.most_common(10)]
+    deep = {"limit": "100"}
+    for _ in range(DEEP):  # follow the cursor: newest first, 100 a page
+        cursor = get(http, deep)["next_cursor"]
+        if cursor is None:
+            break
+        deep = {"limit": "100", "cursor": cursor}
+    return [
+        Query("by actor", [{"actor": top[i % len(top)]} for i in range(RUNS)]),
+        Query("by project + action prefix", [{"project_id": busy[i % len(busy)], "action": "deliverable.decision"}
+                                             for i in range(RUNS)]),
+        Query("by subject", [{"subject_id": subjects[i % len(subjects)]} for i in range(RUNS)]),
+        Query("by time window (1%)", [window() for _ in range(RUNS)]),
+        Query(f"deep cursor page ({DEEP} pages in)", [deep] * RUNS),
+    ]
+
+
+def time_queries(port: int, api: subprocess.Popen, rng: random.Random) -> tuple[list[Query], float]:
+    """Each query RUNS times, one request at a time, after one untimed request each; the API's CPU per request."""
+    token = mint_token(JWT_SECRET, "paula", ["pmo"])
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                      timeout=60) as http:
+        chosen = queries(http, rng)
+        cpu_before, requests = cpu_seconds(api.pid), 0
+        for query in chosen:
+            get(http, query.params[0])  # warm
+            for params in query.params:
+                started = time.perf_counter()
+                body = get(http, params)
+                query.latencies.append(time.perf_counter() - started)
+                query.items.append(len(body["items"]))
+                requests += 1
+        return chosen, (cpu_seconds(api.pid) - cpu_before) / max(requests, 1)
+
+
+def run_store(kind: str, url: str, events: int, tmp: Path) -> None:
     app = open_application(url)
     try:
-        loaded = load(app, events)
-        print(f"{kind}: loaded {loaded.events:,} events in {loaded.seconds:.1f} s = "
-              f"{loaded.events / loaded.seconds:,.0f} events/s ({loaded.saves} saves, "
-              f"{loaded.events / max(loaded.saves, 1):,.0f} events each)")
-        print(f"  lives: {loaded.counts}")
+        have = app.recorder.max_notification_id() or 0
+        if have >= events:
+            print(f"{kind}: the kept store holds {have:,} events already: not loaded again")
+        else:
+            if have:
+                raise SystemExit(f"{kind}: the store holds {have:,} events, fewer than {events:,}: start afresh")
+            loaded = load(app, events)
+            print(f"{kind}: loaded {loaded.events:,} events in {loaded.seconds:.1f} s = "
+                  f"{loaded.events / loaded.seconds:,.0f} events/s ({loaded.saves} saves, "
+                  f"{loaded.events / max(loaded.saves, 1):,.0f} events each)")
+            print(f"  lives: {loaded.counts}")
         count, seconds = decoded_read(app)
-        print(f"{kind}: decoded read of the log: {count:,} events in {seconds:.1f} s = {count / seconds:,.0f} events/s")
+        ceiling = count / seconds
+        print(f"{kind}: decoded read of the log: {count:,} events in {seconds:.1f} s = {ceiling:,.0f} events/s")
     finally:
         app.close()
+
+    from store.audit_keys import SigningKey
+    from workers.projector import open_projector
+
+    key_path = tmp / f"{kind}-audit-signing-key.pem"
+    key = SigningKey.load(key_path, make=True)
+    projector = open_projector(url, key)
+    try:
+        if projector.view.position():  # a kept store's view: emptied first (untimed), as a rebuild does
+            projector.view.clear()
+            projector.projection.reset()
+        began = time.perf_counter()
+        rows = projector.catch_up()
+        seconds = time.perf_counter() - began
+        checkpoints = len(projector.view.checkpoints())
+    finally:
+        close(projector.app, projector.view)
+    print(f"{kind}: projector catch-up from zero: {rows:,} rows in {seconds:.1f} s = {rows / seconds:,.0f} rows/s "
+          f"({rows / seconds / ceiling:.2f} of the decoded read; {checkpoints} checkpoints signed)")
+
+    api, port = start_api(url, tmp, {"SIGNOFF_AUDIT_SIGNING_KEY": str(key_path)})
+    try:
+        measured, cpu = time_queries(port, api, random.Random(10))
+    finally:
+        stop_process(api)
+    print(f"{kind}: queries through HTTP (signoff api, uvicorn, its own process; pmo token; {RUNS} runs each, "
+          "one at a time)")
+    print(f"  {'query':34}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'rows':>7}")
+    for q in measured:
+        print(f"  {q.name:34}{percentile(q.latencies, 0.5) * 1000:>9.1f}{percentile(q.latencies, 0.95) * 1000:>9.1f}"
+              f"{max(q.latencies) * 1000:>9.1f}{sum(q.items) / len(q.items):>7.0f}")
+    print(f"  API CPU per request: {cpu * 1000:.1f} ms")
+
+    from store.audit_view import open_audit_view
+    from workers.audit_verify import verify_store
+
+    app, view = open_application(url), open_audit_view(url)
+    try:
+        began = time.perf_counter()
+        report = verify_store(app, view, key.public)
+        seconds = time.perf_counter() - began
+    finally:
+        close(app, view)
+    print(f"{kind}: verify (recompute the chain from the event store, compare with the view and the checkpoints): "
+          f"{'ok' if report.ok else 'NOT OK'} in {seconds:.1f} s = {rows / seconds:,.0f} rows/s")
+    if not report.ok:
+        print(f"  {report}")
+
+
+def close(*things: Any) -> None:
+    for thing in things:
+        if hasattr(thing, "close"):
+            thing.close()
+        elif hasattr(getattr(thing, "datastore", None), "close"):
+            thing.datastore.close()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", "-n", type=int, default=1_000_000, help="events to load (about: whole batches)")
     parser.add_argument("--no-postgresql", action="store_true", help="SQLite only")
-    parser.add_argument("--keep", type=Path, help="keep the SQLite store in this directory (and the PostgreSQL schema)")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep the stores: the SQLite one in DIR, the PostgreSQL one in schema bench_audit; "
+                             "a later run with the same DIR loads nothing and measures them again")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="signoff-audit-"))
     try:
         for kind in ["sqlite"] + ([] if args.no_postgresql else ["postgresql"]):
-            url, drop = store_url(kind, tmp, prefix="bench_audit")
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                url = (f"sqlite:///{args.keep.resolve() / 'events.sqlite'}" if kind == "sqlite"
+                       else f"{POSTGRES_URL}?schema=bench_audit")
+                drop: Callable[[], None] = lambda: None
+            else:
+                url, drop = store_url(kind, tmp, prefix="bench_audit")
             try:
-                run_store(kind, url, args.events)
+                run_store(kind, url, args.events, args.keep or tmp)
             finally:
                 drop()
     finally:
