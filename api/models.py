@@ -290,16 +290,38 @@ class InboxItem(BaseModel):
     dependency: DependencyState | None = None
 
 
-class HistoryEntry(BaseModel):
-    """One recorded event of a deliverable. The fields after `correlation` appear where the event has them."""
+# ---- history: every aggregate kind's events in one entry shape (domain/history.py) ---------------
+
+class Correlation(BaseModel):
+    """What caused an event: the workflow that recorded it, the Temporal Update that carried the
+    command (null for a deadline, an opening, or what an HTTP request recorded itself), and the
+    command id the workflow recorded it under. An event that follows from a command in the same
+    recording (a stage opened by a decision) carries that command's correlation."""
+
+    workflow_id: str | None = Field(description="The workflow that recorded it; null: an HTTP request did",
+                                    examples=["deliverable-0b6f5c1e-4a1d-4f7e-9c55-2d8e7a3b9f10"])
+    update_id: str | None = Field(description="The Temporal Update that carried the command (its id in the "
+                                              "workflow's history)", examples=["5f0e2b8c-7d1a-4c3e-9b6f-2a8d4e1c7b90"])
+    command_id: str | None = Field(description="The id the command was recorded under",
+                                   examples=["deliverable-0b6f5c1e-…:update:5f0e2b8c-…"])
+
+
+class HistoryEntryBase(BaseModel):
+    """One recorded event, in the shape every aggregate kind's history shares; the fields after
+    `correlation` are the event's own and appear where the event has them."""
 
     type: str = Field(description="What happened", examples=["DecisionRecorded"])
     at: datetime = Field(description="When it happened")
     recorded_at: datetime = Field(description="When it was stored")
-    version: int = Field(description="The deliverable's version after this event")
-    actor: str = Field(description="Who did it (`signoff` for deadlines)")
-    correlation: str = Field(description="The workflow that recorded it", examples=["deliverable-…"])
-    on_behalf_of: list[str] = Field(description="Stalled approvers a granted escalation decided for")
+    version: int = Field(description="The aggregate's version after this event")
+    actor: str = Field(description="Who did it (`signoff` for deadlines and what the service does itself)")
+    on_behalf_of: list[str] = Field(description="Stalled approvers a granted escalation decided for (else empty)")
+    correlation: Correlation
+
+
+class HistoryEntry(HistoryEntryBase):
+    """One recorded event of a deliverable."""
+
     revision: int = Field(description="The revision it happened on")
     comment: str | None = None
     verdict: Verdict | None = None
@@ -315,7 +337,7 @@ class HistoryEntry(BaseModel):
     sha256: str | None = None
     note: str | None = None
     number: int | None = Field(default=None, description="The revision submitted (RevisionSubmitted)")
-    command_id: str | None = None
+    command_id: str | None = Field(default=None, description="The event's own command id (commands only)")
     deadlines: list[Deadline] | None = Field(default=None, description="The stage's deadlines as computed when it "
                                                                         "opened (StageOpened)")
     calendar: Calendar | None = Field(default=None, description="The project calendar the deadlines were counted "
@@ -324,17 +346,10 @@ class HistoryEntry(BaseModel):
                                                                    "public holidays came from")
 
 
-class DependencyHistoryEntry(BaseModel):
-    """One recorded event of a dependency. The fields after `correlation` appear where the event has them."""
+class DependencyHistoryEntry(HistoryEntryBase):
+    """One recorded event of a dependency (`on_behalf_of` is always empty)."""
 
-    type: str = Field(description="What happened", examples=["ProgressReported"])
-    at: datetime = Field(description="When it happened")
-    recorded_at: datetime = Field(description="When it was stored")
-    version: int = Field(description="The dependency's version after this event")
-    actor: str = Field(description="Who did it (`signoff` for deadlines)")
-    correlation: str = Field(description="The watch that recorded it", examples=["dependency-…"])
-    on_behalf_of: list[str] = Field(default_factory=list, description="Always empty for a dependency")
-    command_id: str | None = None
+    command_id: str | None = Field(default=None, description="The event's own command id")
     title: str | None = Field(default=None, description="Opened")
     description: str | None = Field(default=None, description="Opened")
     owner: OwnerView | None = Field(default=None, description="The owner (Opened, OwnerReassigned)")
@@ -357,6 +372,52 @@ class DependencyHistoryEntry(BaseModel):
     calendar: Calendar | None = Field(default=None, description="The requesting project's calendar the deadlines "
                                                                 "count on (Opened; absent: wall time)")
     holidays_version: str | None = None
+
+
+class ProjectHistoryEntry(HistoryEntryBase):
+    """One recorded event of a project: Created, CharterChanged (only the parts it changed are
+    non-null), WebhookAdded, WebhookChanged, WebhookRemoved, WebhookSecretRotated."""
+
+    name: str | None = Field(default=None, description="Created")
+    members: list[MemberOut] | None = Field(default=None, description="Created, CharterChanged")
+    escalation_path: list[EscalationStep] | None = Field(default=None, description="Created, CharterChanged")
+    phases: list[PhaseOut] | None = Field(default=None, description="Created, CharterChanged")
+    calendar: Calendar | None = Field(default=None, description="Created, CharterChanged (null: none, or unchanged)")
+    reason: str | None = Field(default=None, description="Why (CharterChanged, Webhook…)")
+    webhook_id: str | None = Field(default=None, description="The webhook (Webhook…)")
+    url: str | None = Field(default=None, description="The webhook's url (WebhookAdded, WebhookChanged): whole for "
+                                                      "pmo, admin and the project's pmo, else only its scheme and host")
+    events: list[str] | None = Field(default=None, description="The message types the webhook takes (WebhookAdded, "
+                                                               "WebhookChanged; null there: all)")
+    generation: int | None = Field(default=None, description="The webhook secret's new generation "
+                                                             "(WebhookSecretRotated); never the secret")
+
+
+class PolicyHistoryEntry(HistoryEntryBase):
+    """One recorded event of a policy: Created, then VersionPublished for each version."""
+
+    name: str | None = Field(default=None, description="Created")
+    policy_version: int | None = Field(default=None, description="The version published (VersionPublished)")
+    spec: PolicySpec | None = Field(default=None, description="The version's stages (VersionPublished); null where "
+                                                              "the caller may not read that version (it names "
+                                                              "approvers by user id), as GET ?version= would 404")
+
+
+class DeliveryHistoryEntry(HistoryEntryBase):
+    """One recorded event of a webhook delivery: Started (run 1), RetryRequested (a later run),
+    OutcomeRecorded (how a run ended). Each run has a workflow of its own."""
+
+    project_id: UUID | None = Field(default=None, description="Started")
+    webhook_id: str | None = Field(default=None, description="Started")
+    url: str | None = Field(default=None, description="Where it was sent (Started)")
+    message: dict[str, Any] | None = Field(default=None, description="The message as sent: key, type, timestamp, "
+                                                                      "recipients, body (Started)")
+    run: int | None = Field(default=None, description="The run of attempts (RetryRequested, OutcomeRecorded)")
+    outcome: Literal["delivered", "failed", "unsubscribed", "skipped"] | None = Field(
+        default=None, description="OutcomeRecorded")
+    attempts: int | None = Field(default=None, description="Attempts in the run (OutcomeRecorded)")
+    last_status: int | None = Field(default=None, description="The receiver's last HTTP status (OutcomeRecorded)")
+    error: str | None = Field(default=None, description="Why the run's last attempt failed (OutcomeRecorded)")
 
 
 ProjectPublic.model_rebuild()

@@ -1,6 +1,7 @@
 """The Signoff eventsourcing application: one method per use case, plain values out."""
 
 import functools
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
@@ -12,6 +13,7 @@ from domain.commands import SYSTEM_ACTOR, ChainCommand, SubmitDeliverable
 from domain.deliverable import Deliverable
 from domain.deliverable_state import ChainView, DeliverableState
 from domain.errors import CommandExpired, ConcurrentChange, NotFound
+from domain.history import history
 from domain.policies import Policy, policy_id
 from domain.project import Project
 
@@ -68,6 +70,15 @@ class Signoff(Application):
     def get_project(self, project_id: str | UUID) -> Project:
         return self._get(as_uuid(project_id, "project"), "project", Project)
 
+    def project_history(self, project_id: str | UUID) -> list[dict[str, Any]]:
+        """Every recorded event of the project: its creation, charter changes and webhook changes.
+        They come from HTTP requests, not a workflow: no workflow, no update."""
+        uid = as_uuid(project_id, "project")
+        events = list(self.events.get(uid))
+        if not events or not isinstance(events[0], Project.Created):
+            raise NotFound(f"no project {project_id}")
+        return history(events, lambda _: None)
+
     # ---- policies -----------------------------------------------------------------------------
     def put_policy(self, name: str, spec: dict[str, Any], actor: str) -> tuple[dict[str, Any], bool]:
         """Publish `spec` under `name`; answer the version and whether a new one was made."""
@@ -86,6 +97,14 @@ class Signoff(Application):
         except AggregateNotFoundError:
             raise NotFound(f"no policy {name!r}") from None
         return self._policy_view(policy, version)
+
+    def policy_history(self, name: str) -> list[dict[str, Any]]:
+        """Every recorded event of the policy: its creation and each version published (`policy_version`,
+        `spec`). Published by HTTP requests, not a workflow: no workflow, no update."""
+        events = list(self.events.get(policy_id(name)))
+        if not events or not isinstance(events[0], Policy.Created):
+            raise NotFound(f"no policy {name!r}")
+        return history(events, lambda _: None)
 
     @staticmethod
     def _policy_view(policy: Policy, version: int | None) -> dict[str, Any]:
@@ -142,12 +161,12 @@ class Signoff(Application):
         events = list(self.events.get(uid))
         if not events or not isinstance(events[0], Deliverable.Submitted):
             raise NotFound(f"no deliverable {deliverable_id}")
-        entries, revision = [], 1
-        for stored in events:
-            entry = history_entry(stored, f"deliverable-{uid}")
+        entries, revision = history(events, lambda _: f"deliverable-{uid}"), 1
+        for entry in entries:
+            if isinstance(entry.get("revision"), dict):  # Submitted holds the first revision's content itself
+                entry.update(entry.pop("revision"), number=1)
             revision = entry.get("number", revision) if entry["type"] == "RevisionSubmitted" else revision
             entry.setdefault("revision", revision)  # every event names the revision it happened on
-            entries.append(entry)
         return entries
 
     # ---- plumbing -----------------------------------------------------------------------------
@@ -300,14 +319,7 @@ class Signoff(Application):
         events = list(self.events.get(uid))
         if not events or not isinstance(events[0], Dependency.Opened):
             raise NotFound(f"no dependency {dependency_id}")
-        extra = ("note", "percent", "reason", "owner", "told", "clock_started_at", "due_at", "needed_by",
-                 "stall_after", "remind_before", "title", "description", "escalation")
-        entries = []
-        for stored in events:
-            entry = history_entry(stored, f"dependency-{uid}")
-            entry.update({k: stored.__dict__[k] for k in extra if k in stored.__dict__})
-            entries.append(entry)
-        return entries
+        return history(events, lambda _: f"dependency-{uid}")
 
     # ---- webhook deliveries ---------------------------------------------------------------------
     def open_delivery(self, uid: UUID, project_id: str, webhook_id: str, url: str, message: dict[str, Any],
@@ -340,6 +352,17 @@ class Signoff(Application):
         self._save(*changed)
         return delivery.to_state()
 
+    def delivery_history(self, uid: str | UUID,
+                         workflow_of_run: Callable[[int], str] | None = None) -> list[dict[str, Any]]:
+        """Every recorded event of the delivery. Each run of attempts has a workflow of its own, which
+        `workflow_of_run(run)` names (workflows/delivery.py knows the ids; the domain does not)."""
+        from domain.delivery import Delivery
+
+        events = list(self.events.get(as_uuid(uid, "delivery")))
+        if not events or not isinstance(events[0], Delivery.Started):
+            raise NotFound(f"no delivery {uid}")
+        return history(events, lambda e: workflow_of_run(getattr(e, "run", 1)) if workflow_of_run else None)
+
     def delivery_aggregate(self, uid: str | UUID) -> Any:
         from domain.delivery import Delivery
 
@@ -368,20 +391,3 @@ def event_time(stored: Any) -> datetime:
     """The time the domain says an event happened (its `at`), which is what states show."""
     at = getattr(stored, "at", None)
     return datetime.fromisoformat(at) if at else stored.timestamp
-
-
-HISTORY_FIELDS = ("actor", "on_behalf_of", "revision", "comment", "verdict", "stage_index", "reason", "level",
-                  "notified", "granted", "approvers", "uri", "sha256", "note", "number", "to", "index",
-                  "command_id", "deadlines", "calendar", "holidays_version")
-
-
-def history_entry(stored: Any, correlation: str) -> dict[str, Any]:
-    data = stored.__dict__
-    entry = {"type": type(stored).__qualname__.split(".")[-1], "at": data.get("at") or stored.timestamp.isoformat(),
-             "recorded_at": stored.timestamp.isoformat(), "version": stored.originator_version,
-             "actor": data.get("actor") or data.get("submitter") or SYSTEM_ACTOR, "correlation": correlation}
-    entry.update({k: data[k] for k in HISTORY_FIELDS if k in data and k not in ("actor",)})
-    if isinstance(entry.get("revision"), dict):  # Submitted holds the first revision's content itself
-        entry.update(entry.pop("revision"), number=1)
-    entry.setdefault("on_behalf_of", [])
-    return entry

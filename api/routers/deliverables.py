@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, caller_left, can_see, visible_project
+from api.history import Order, history_page
 from api.models import (
     DecisionIn,
     DeliverableCreate,
@@ -23,7 +24,6 @@ from api.pagination import (
     Cursor,
     Limit,
     Page,
-    ascending,
     newest_first,
     paginate,
 )
@@ -202,11 +202,14 @@ async def get_deliverable(deliverable_id: DeliverableId, user: CurrentUser, serv
 
 @router.get("/{deliverable_id}/history", response_model=Page[HistoryEntry], responses=problems(404, 422))
 async def deliverable_history(deliverable_id: DeliverableId, user: CurrentUser, services: Svc,
-                              limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> dict[str, Any]:
-    """Every recorded event of the deliverable, oldest first."""
+                              limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+                              order: Order = "asc") -> dict[str, Any]:
+    """Every recorded event of the deliverable, oldest first (`order=desc`: newest first). Each names its
+    `correlation`: the chain's workflow, and the Update that carried the decision, revision, withdrawal or
+    reassignment (null for a deadline or the submission)."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
     entries = await asyncio.to_thread(services.store.deliverable_history, deliverable_id)
-    return paginate(entries, limit, cursor, lambda e: [e["version"]], ascending, f"history:{deliverable_id}")
+    return history_page(entries, limit, cursor, order, f"history:{deliverable_id}")
 
 
 @router.post("/{deliverable_id}/decisions", response_model=DeliverableState, responses=COMMAND_PROBLEMS)

@@ -19,7 +19,8 @@ from temporalio.service import RPCError
 from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, visible_project
-from api.models import DeliveryOut, DeliveryStatus
+from api.history import Order, history_page
+from api.models import DeliveryHistoryEntry, DeliveryOut, DeliveryStatus
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, newest_first, paginate
 from api.problems import STORE_RETRY_AFTER, Problem
 from domain.errors import NotFound
@@ -71,6 +72,20 @@ async def get_delivery(project_id: ProjectPath, delivery_id: DeliveryPath, user:
                        services: Svc) -> dict[str, Any]:
     """One delivery as recorded: its status, each run's outcome, and the `webhook-id` its receiver saw."""
     return await asyncio.to_thread(_delivery, services, user, project_id, delivery_id)
+
+
+@router.get("/{delivery_id}/history", response_model=Page[DeliveryHistoryEntry], responses=problems(403, 404, 422))
+async def delivery_history(project_id: ProjectPath, delivery_id: DeliveryPath, user: CurrentUser, services: Svc,
+                           limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+                           order: Order = "asc") -> dict[str, Any]:
+    """Every recorded event of the delivery, oldest first (`order=desc`: newest first): its start, each
+    retry asked for and by whom, and how each run of attempts ended. Each run has a workflow of its own
+    (`delivery-{id}`, a retry `delivery-{id}-run-{n}`), which `correlation` names. Who may GET the
+    delivery may read it (pmo or admin, or the project's pmo)."""
+    state = await asyncio.to_thread(_delivery, services, user, project_id, delivery_id)
+    entries = await asyncio.to_thread(services.store.delivery_history, state["id"],
+                                      lambda run: delivery_workflow_id(state["id"], run))
+    return history_page(entries, limit, cursor, order, f"history:{state['id']}")
 
 
 @router.post("/{delivery_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=DeliveryOut,

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, caller_left, visible_project
+from api.history import Order, history_page
 from api.models import (
     CancelIn,
     DependencyCreate,
@@ -30,7 +31,6 @@ from api.pagination import (
     Cursor,
     Limit,
     Page,
-    ascending,
     newest_first,
     paginate,
 )
@@ -197,12 +197,15 @@ async def get_dependency(dependency_id: DependencyId, user: CurrentUser, service
 
 @router.get("/{dependency_id}/history", response_model=Page[DependencyHistoryEntry], responses=problems(404, 422))
 async def dependency_history(dependency_id: DependencyId, user: CurrentUser, services: Svc,
-                             limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> dict[str, Any]:
-    """Every recorded event of the dependency, oldest first: its opening, the owner's actions, and each
-    reminder, stall, escalation and overdue with the due time it fell due at."""
+                             limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+                             order: Order = "asc") -> dict[str, Any]:
+    """Every recorded event of the dependency, oldest first (`order=desc`: newest first): its opening, the
+    owner's actions, and each reminder, stall, escalation and overdue with the due time it fell due at.
+    Each names its `correlation`: the watch's workflow, and the Update that carried an owner's action
+    (null for a deadline or the opening)."""
     await asyncio.to_thread(_visible, services, user, dependency_id)
     entries = await asyncio.to_thread(services.store.dependency_history, dependency_id)
-    return paginate(entries, limit, cursor, lambda e: [e["version"]], ascending, f"history:{dependency_id}")
+    return history_page(entries, limit, cursor, order, f"history:{dependency_id}")
 
 
 @router.post("/{dependency_id}/acknowledge", response_model=DependencyState, responses=COMMAND_PROBLEMS)

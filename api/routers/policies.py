@@ -1,4 +1,5 @@
 import asyncio
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -6,7 +7,9 @@ from fastapi import APIRouter, Path, Query, Response, status
 from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin
-from api.models import PolicyOut
+from api.history import Order, history_page
+from api.models import PolicyHistoryEntry, PolicyOut
+from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from domain.errors import NotFound
 from domain.policy_spec import NAME_PATTERN, PolicySpec
 
@@ -39,6 +42,28 @@ async def get_policy(name: PolicyName, user: CurrentUser, services: Svc,
     id is shown only to pmo, admin and members of projects with a deliverable under the policy;
     to anyone else it is a 404, as for a policy that does not exist."""
     return await asyncio.to_thread(_visible_policy, services, user, name, version)
+
+
+@router.get("/{name}/history", response_model=Page[PolicyHistoryEntry], responses=problems(404, 422))
+async def policy_history(name: PolicyName, user: CurrentUser, services: Svc, limit: Limit = DEFAULT_LIMIT,
+                         cursor: Cursor = None, order: Order = "asc") -> dict[str, Any]:
+    """Every recorded event of the policy, oldest first (`order=desc`: newest first): its creation and
+    each version published, with who published it and its stages. Whoever may GET the policy's latest
+    version may read it (else the same 404); a version that names approvers by user id, which GET
+    `?version=` would not show the caller, has its `spec` null. Policies are published by HTTP
+    requests, so `correlation` names no workflow."""
+    entries = await asyncio.to_thread(_visible_history, services, user, name)
+    return history_page(entries, limit, cursor, order, f"history:policy:{name}")
+
+
+def _visible_history(services: Services, user: Principal, name: str) -> list[dict[str, Any]]:
+    _visible_policy(services, user, name, None)  # a 404 exactly where GET of the latest version is one
+    entries = services.store.policy_history(name)
+    if user.is_pmo_or_admin:
+        return entries
+    uses = functools.cache(lambda: _uses_policy(services, user, name))
+    return [{**e, "spec": None} if e.get("spec") and _names_users(e["spec"]) and not uses() else e
+            for e in entries]
 
 
 def _visible_policy(services: Services, user: Principal, name: str, version: int | None) -> dict[str, Any]:

@@ -10,9 +10,11 @@ from fastapi import APIRouter, Path, Response, status
 from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin, visible_project
+from api.history import Order, history_page
 from api.models import (
     ProjectChanged,
     ProjectCreate,
+    ProjectHistoryEntry,
     ProjectPublic,
     ProjectUpdate,
     WebhookIn,
@@ -84,6 +86,21 @@ async def get_project(project_id: Annotated[str, Path(json_schema_extra={"format
     """One project, if the caller may see it."""
     return public(await asyncio.to_thread(visible_project, services, user, project_id), user)
 
+
+@router.get("/{project_id}/history", response_model=Page[ProjectHistoryEntry], responses=problems(404, 422))
+async def project_history(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})], user: CurrentUser,
+                          services: Svc, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+                          order: Order = "asc") -> dict[str, Any]:
+    """Every recorded event of the project, oldest first (`order=desc`: newest first): its creation, each
+    charter change with who made it and why, and each webhook added, changed, removed or given a new
+    secret (never the secret). Who may see the project may read it (else 404). A webhook's url shows
+    whole only to pmo, admin and the project's pmo, as in GET. These come from HTTP requests, so
+    `correlation` names no workflow (a webhook removed because its receiver answered 410 included)."""
+    project = await asyncio.to_thread(visible_project, services, user, project_id)
+    entries = await asyncio.to_thread(services.store.project_history, project.id)
+    if not (user.is_pmo_or_admin or "pmo" in project.roles_of(user.user)):
+        entries = [{**e, "url": masked(e["url"])} if e.get("url") else e for e in entries]
+    return history_page(entries, limit, cursor, order, f"history:{project.id}")
 
 
 @router.patch("/{project_id}", response_model=ProjectChanged, responses=problems(403, 404, 409, 413, 422))
