@@ -80,6 +80,20 @@ class Settings(BaseSettings):
     # How long one attempt may take, connecting and answering.
     webhook_attempt_timeout_seconds: float = Field(default=10, gt=0)
 
+    # The audit trail's checkpoints are signed with this Ed25519 private key (a PEM file; empty: one under
+    # data_dir). The projector makes it on first start, with its public half beside it (`.pub`). The API
+    # and verifiers need only the public key: `audit_public_key`, base64 of its 32 raw bytes or the path
+    # of a file holding that; empty: read from the key file.
+    audit_signing_key: str = ""
+    audit_public_key: str = ""
+    # A checkpoint is signed after this many new rows, or this long after the last one when rows came since.
+    audit_checkpoint_rows: int = Field(default=1000, gt=0)
+    audit_checkpoint_seconds: float = Field(default=60, gt=0)
+    # Events the projector turns into rows per transaction.
+    audit_batch_rows: int = Field(default=2000, gt=0)
+    # How long an audit read waits for the projector to reach what the store held when it was asked.
+    audit_wait_seconds: float = Field(default=5, gt=0)
+
     # Optional encryption of every Temporal payload (titles, comments) with AES-GCM: base64 of 32
     # random bytes. Empty: payloads are plain JSON, as `signoff dev` keeps them. See workflows/codec.py.
     payload_key: str = ""
@@ -122,6 +136,9 @@ class Settings(BaseSettings):
 
     def public_base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def audit_signing_key_path(self) -> Path:
+        return Path(self.audit_signing_key) if self.audit_signing_key else self.data_dir / "audit-signing-key.pem"
 
     def event_store_url(self) -> str:
         """The event store's URL, carrying the store timeouts that it does not set itself."""

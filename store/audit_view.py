@@ -1,0 +1,260 @@
+"""The audit view: the audit rows, the subjects they are named after, the signed checkpoints, and
+the position in the event store's log they were made up to, all in one database so that one
+transaction writes the rows and the position together (eventsourcing's tracking recorder, extended).
+
+SQLite: a file of its own beside the event store (`<events>.audit.sqlite`), so reads of the trail
+never queue behind event writes. PostgreSQL: tables in the event store's schema.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from eventsourcing.utils import Environment
+
+from domain.audit import GENESIS, Subject
+from store.events import is_postgres, store_env
+
+NAME = "signoff_audit"  # the projection's name: eventsourcing's tracking table is `signoff_audit_tracking` on PG
+APPLICATION = "signoff"  # the application whose log is followed
+CHUNK = 1000  # rows per read while streaming: exports run in constant memory
+
+TABLES = [
+    ("CREATE TABLE IF NOT EXISTS {p}signoff_audit (seq BIGINT PRIMARY KEY, position BIGINT NOT NULL,"
+     " at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject_kind TEXT NOT NULL,"
+     " subject_id TEXT NOT NULL, project_id TEXT, other_project_id TEXT, hash TEXT NOT NULL, body TEXT NOT NULL)"),
+    "CREATE INDEX IF NOT EXISTS signoff_audit_actor ON {p}signoff_audit (actor, seq)",
+    "CREATE INDEX IF NOT EXISTS signoff_audit_project ON {p}signoff_audit (project_id, seq)",
+    "CREATE INDEX IF NOT EXISTS signoff_audit_other_project ON {p}signoff_audit (other_project_id, seq)",
+    "CREATE INDEX IF NOT EXISTS signoff_audit_subject ON {p}signoff_audit (subject_id, seq)",
+    "CREATE INDEX IF NOT EXISTS signoff_audit_action ON {p}signoff_audit (action, seq)",
+    "CREATE INDEX IF NOT EXISTS signoff_audit_at ON {p}signoff_audit (at, seq)",
+    "CREATE TABLE IF NOT EXISTS {p}signoff_audit_subjects (id TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    # Signed statements of the chain's length and head: they outlive a rebuild, which must agree with them.
+    ("CREATE TABLE IF NOT EXISTS {p}signoff_audit_checkpoints (seq BIGINT PRIMARY KEY, hash TEXT NOT NULL,"
+     " at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL)"),
+]
+
+
+class Stale(Exception):
+    """Another writer moved the view on since this one read where it stood."""
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    project_id: str | None = None
+    subject_id: str | None = None
+    subject_kind: str | None = None
+    action: str | None = None  # a name or a prefix of one (`deliverable.decision`)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+
+
+def sortable_time(value: str | datetime) -> str:
+    """A time as fixed-width UTC text, so text order is time order."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class AuditRows:
+    """The view's SQL, for either database: `?` placeholders, `{p}` the schema prefix."""
+
+    prefix = ""
+    placeholder = "?"
+
+    def _sql(self, text: str) -> str:
+        text = text.replace("{p}", self.prefix)
+        return text.replace("?", self.placeholder) if self.placeholder != "?" else text
+
+    def _lock(self, cur: Any) -> None:
+        raise NotImplementedError
+
+    def _tuples(self, cur: Any) -> list[tuple[Any, ...]]:
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cur.fetchall()]
+
+    def _create_audit_tables(self, cur: Any) -> None:
+        for statement in TABLES:
+            cur.execute(self._sql(statement))
+
+    # ---- writing (the projector) --------------------------------------------------------------
+    def where_it_stands(self) -> tuple[int | None, int, str]:
+        """The log position read up to, and the chain's length and head."""
+        datastore: Any = self.datastore  # type: ignore[attr-defined]
+        with datastore.transaction(commit=False) as cur:
+            position = self._max_tracking_id(APPLICATION, cur)  # type: ignore[attr-defined]
+            cur.execute(self._sql("SELECT seq, hash FROM {p}signoff_audit ORDER BY seq DESC LIMIT 1"))
+            last = self._tuples(cur)
+        seq, head = last[0] if last else (0, GENESIS)
+        return position, seq, head
+
+    def subject(self, uid: str) -> Subject | None:
+        with self.datastore.transaction(commit=False) as cur:  # type: ignore[attr-defined]
+            cur.execute(self._sql("SELECT body FROM {p}signoff_audit_subjects WHERE id = ?"), (uid,))
+            found = self._tuples(cur)
+        return Subject.from_json(found[0][0]) if found else None
+
+    def append(self, rows: list[dict[str, Any]], subjects: list[Subject], read_from: int | None,
+               read_to: int) -> None:
+        """Add `rows` (made from the log after `read_from` up to `read_to`) and the subjects they changed,
+        and record `read_to` as read, in one transaction. Stale if the view is no longer at `read_from`."""
+        with self.datastore.transaction(commit=True) as cur:  # type: ignore[attr-defined]
+            self._lock(cur)
+            if self._max_tracking_id(APPLICATION, cur) != read_from:  # type: ignore[attr-defined]
+                raise Stale(f"the audit view moved past {read_from}")
+            if rows:
+                cur.executemany(self._sql(
+                    "INSERT INTO {p}signoff_audit (seq, position, at, actor, action, subject_kind, subject_id,"
+                    " project_id, other_project_id, hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                    [(r["seq"], r["position"], sortable_time(r["at"]), r["actor"], r["action"], r["subject"]["kind"],
+                      r["subject"]["id"], r["project_id"], r["_other_project_id"], r["hash"], r["_body"])
+                     for r in rows])
+            if subjects:
+                cur.executemany(self._sql(
+                    "INSERT INTO {p}signoff_audit_subjects (id, body) VALUES (?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET body = excluded.body"),
+                    [(s.id, s.to_json()) for s in subjects])
+            self._insert_tracking(cur, Tracking(APPLICATION, read_to))  # type: ignore[attr-defined]
+
+    def add_checkpoint(self, seq: int, head: str, at: str, key_id: str, signature: str) -> None:
+        with self.datastore.transaction(commit=True) as cur:  # type: ignore[attr-defined]
+            cur.execute(self._sql("INSERT INTO {p}signoff_audit_checkpoints (seq, hash, at, key_id, signature) "
+                                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING"),
+                        (seq, head, at, key_id, signature))
+
+    def checkpoints(self, up_to: int | None = None) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as cur:  # type: ignore[attr-defined]
+            cur.execute(self._sql("SELECT seq, hash, at, key_id, signature FROM {p}signoff_audit_checkpoints "
+                                  "WHERE seq <= ? ORDER BY seq"), (up_to if up_to is not None else 2 ** 62,))
+            return [dict(zip(("seq", "hash", "at", "key_id", "signature"), r)) for r in self._tuples(cur)]
+
+    def clear(self) -> None:
+        """Forget every row, subject and the position (for a rebuild); checkpoints stay: the rebuilt
+        chain has to agree with what was signed."""
+        with self.datastore.transaction(commit=True) as cur:  # type: ignore[attr-defined]
+            self._lock(cur)
+            cur.execute(self._sql("DELETE FROM {p}signoff_audit"))
+            cur.execute(self._sql("DELETE FROM {p}signoff_audit_subjects"))
+            cur.execute(self._sql(f"DELETE FROM {self._tracking_table()} WHERE application_name = ?"),
+                        (APPLICATION,))
+
+    def _tracking_table(self) -> str:
+        raise NotImplementedError
+
+    # ---- reading ------------------------------------------------------------------------------
+    def position(self) -> int:
+        return self.max_tracking_id(APPLICATION) or 0  # type: ignore[attr-defined]
+
+    def page(self, where: AuditFilter, scope: list[str] | None, after_seq: int | None, limit: int,
+             ascending: bool) -> list[tuple[int, str]]:
+        """Up to `limit` rows (seq, JSON) matching `where` among those `scope` may see (None: all),
+        after `after_seq` in the order asked."""
+        clauses, params = self._where(where, scope)
+        if after_seq is not None:
+            clauses.append("seq > ?" if ascending else "seq < ?")
+            params.append(after_seq)
+        sql = (f"SELECT seq, body FROM {{p}}signoff_audit WHERE {' AND '.join(clauses) or '1 = 1'} "
+               f"ORDER BY seq {'ASC' if ascending else 'DESC'} LIMIT ?")
+        with self.datastore.transaction(commit=False) as cur:  # type: ignore[attr-defined]
+            cur.execute(self._sql(sql), (*params, limit))
+            return [(int(seq), body) for seq, body in self._tuples(cur)]
+
+    def stream(self, where: AuditFilter, scope: list[str] | None, ascending: bool) -> Iterator[str]:
+        """Every matching row's JSON, a chunk at a time (keyset reads: constant memory)."""
+        after = None
+        while True:
+            chunk = self.page(where, scope, after, CHUNK, ascending)
+            yield from (body for _, body in chunk)
+            if len(chunk) < CHUNK:
+                return
+            after = chunk[-1][0]
+
+    def rows_after(self, seq: int, limit: int = CHUNK) -> list[tuple[int, int, str]]:
+        """(seq, position, JSON) of the rows after `seq`, oldest first."""
+        with self.datastore.transaction(commit=False) as cur:  # type: ignore[attr-defined]
+            cur.execute(self._sql("SELECT seq, position, body FROM {p}signoff_audit WHERE seq > ? ORDER BY seq "
+                                  "LIMIT ?"), (seq, limit))
+            return [(int(s), int(p), b) for s, p, b in self._tuples(cur)]
+
+    def _where(self, where: AuditFilter, scope: list[str] | None) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if scope is not None:  # a member: rows of their projects only, never global rows
+            if not scope:
+                return ["1 = 0"], []
+            marks = ", ".join("?" for _ in scope)
+            clauses.append(f"(project_id IN ({marks}) OR other_project_id IN ({marks}))")
+            params += [*scope, *scope]
+        if where.project_id is not None:
+            clauses.append("(project_id = ? OR other_project_id = ?)")
+            params += [where.project_id, where.project_id]
+        for column, value in (("actor", where.actor), ("subject_id", where.subject_id),
+                              ("subject_kind", where.subject_kind)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if where.action is not None:  # the name itself, or any name under it (`a.b` takes `a.b.c`, not `a.bc`)
+            clauses.append("(action = ? OR (action > ? AND action < ?))")
+            params += [where.action, where.action + ".", where.action + "/"]
+        if where.since is not None:
+            clauses.append("at >= ?")
+            params.append(sortable_time(where.since))
+        if where.until is not None:
+            clauses.append("at < ?")
+            params.append(sortable_time(where.until))
+        return clauses, params
+
+
+class SQLiteAuditView(AuditRows, SQLiteTrackingRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *(self._sql(s) for s in TABLES)]
+
+    def _lock(self, cur: Any) -> None:
+        # Take the write lock first, so two writers queue instead of one failing to upgrade its lock.
+        cur.execute("UPDATE tracking SET notification_id = notification_id WHERE application_name = ?",
+                    (APPLICATION,))
+
+    def _tracking_table(self) -> str:
+        return "tracking"
+
+
+class PostgresAuditView(AuditRows, PostgresTrackingRecorder):
+    placeholder = "%s"
+
+    def __init__(self, datastore: Any, **kwargs: Any):
+        super().__init__(datastore, **kwargs)
+        self.prefix = f'"{self.datastore.schema}".'
+
+    def _create_table(self, curs: Any) -> None:
+        super()._create_table(curs)
+        self._create_audit_tables(curs)
+
+    def _lock(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"signoff audit {self.datastore.schema}",))
+
+    def _tracking_table(self) -> str:
+        return f'"{self.datastore.schema}"."{self.tracking_table_name}"'
+
+
+def open_audit_view(event_store_url: str) -> AuditRows:
+    """The audit view of the event store at `event_store_url` (tables made if missing)."""
+    env = store_env(event_store_url)
+    if is_postgres(env):
+        view_class: type = PostgresAuditView
+    else:
+        env = {**env, "SQLITE_DBNAME": str(Path(env["SQLITE_DBNAME"]).with_suffix(".audit.sqlite"))}
+        view_class = SQLiteAuditView
+    return InfrastructureFactory.construct(Environment(NAME, env)).tracking_recorder(view_class)
+
+
+def body_of(row: dict[str, Any]) -> str:
+    return json.dumps(row, separators=(",", ":"), ensure_ascii=False)

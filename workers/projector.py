@@ -1,0 +1,189 @@
+"""The projector: follows the event store's notification log and keeps the audit view.
+
+eventsourcing's machinery: an `AuditProjection` (a `Projection`) writes into an `AuditView` (a
+`TrackingRecorder`), and the position read is recorded in the same transaction as the rows. The
+runner here reads the log in batches rather than one event per transaction (eventsourcing's
+`ProjectionRunner` commits per event and needs subscriptions, which its SQLite store lacks), so a
+catch-up from zero runs at the speed of reading the log. A projector killed mid-batch has committed
+nothing of that batch; the next one starts where the last commit left off.
+
+It also signs checkpoints of the chain's head with the audit key, every so many rows or minutes.
+"""
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.projection import Projection
+
+from domain.application import Signoff
+from domain.audit import CREATIONS, Chain, Subject, checkpoint_message, subject_of
+from store.audit_keys import SigningKey
+from store.audit_view import (
+    APPLICATION,
+    NAME,
+    AuditRows,
+    Stale,
+    body_of,
+    open_audit_view,
+)
+from store.events import open_application
+
+log = logging.getLogger("signoff.projector")
+BATCH = 2000
+MAX_SUBJECTS = 200_000  # subjects kept in memory; past it they are read back from the view as needed
+SKIP = ("originator_id", "originator_version", "timestamp", "originator_topic")
+
+
+def event_fields(event: Any) -> dict[str, Any]:
+    return {k: v for k, v in event.__dict__.items() if k not in SKIP}
+
+
+class AuditProjection(Projection[AuditRows]):
+    """Turns the log's events into hash-chained audit rows (domain/audit.py) in the view."""
+
+    name = NAME
+
+    def __init__(self, view: AuditRows):
+        super().__init__(view)
+        self.chain: Chain | None = None
+        self.position: int | None = None
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """eventsourcing's one-event contract: the event after the position read so far."""
+        self.process_batch([(tracking.notification_id, domain_event)])
+
+    def process_batch(self, events: list[tuple[int, Any]]) -> list[dict[str, Any]]:
+        """Append the rows of `events` (position, domain event), which follow the position read so far,
+        and record the last position, in one transaction. Stale if someone else moved the view on."""
+        chain = self._chain()
+        start = (chain.seq, chain.head)
+        rows = []
+        try:
+            for position, event in events:
+                uid, name = str(event.originator_id), type(event).__qualname__
+                if uid not in chain.subjects and name not in CREATIONS:
+                    known = self.view.subject(uid)
+                    chain.subjects[uid] = known if known is not None else subject_of(name, uid, {})
+                row = chain.add(position, name, uid, event.originator_version, event.timestamp, event_fields(event))
+                row["_body"] = body_of(row)
+                row["_other_project_id"] = chain.subjects[uid].other_project_id
+                rows.append(row)
+            self.view.append(rows, chain.take_changed(), self.position, events[-1][0])
+        except BaseException:
+            self.chain = None  # rows not written: read the chain back from the view
+            raise
+        self.position = events[-1][0]
+        assert start[0] + len(rows) == chain.seq
+        if len(chain.subjects) > MAX_SUBJECTS:
+            chain.subjects.clear()
+        for row in rows:
+            del row["_body"], row["_other_project_id"]
+        return rows
+
+    def _chain(self) -> Chain:
+        if self.chain is None:
+            self.position, seq, head = self.view.where_it_stands()
+            self.chain = Chain(seq=seq, head=head)
+        return self.chain
+
+    def reset(self) -> None:
+        self.chain = None
+
+
+class Projector:
+    def __init__(self, app: Signoff, view: AuditRows, key: SigningKey | None = None, checkpoint_rows: int = 1000,
+                 checkpoint_seconds: float = 60.0, batch: int = BATCH):
+        self.app, self.view, self.key = app, view, key
+        self.projection = AuditProjection(view)
+        self.checkpoint_rows, self.checkpoint_seconds, self.batch = checkpoint_rows, checkpoint_seconds, batch
+        last = view.checkpoints()
+        self.signed_seq = last[-1]["seq"] if last else 0
+        self.signed_at = time.monotonic()
+
+    def step(self) -> int:
+        """Project one batch of the log; answer how many events it held (0: caught up)."""
+        self.projection._chain()
+        position = self.projection.position
+        notifications = self.app.recorder.select_notifications(start=position, limit=self.batch,
+                                                               inclusive_of_start=position is None)
+        if not notifications:
+            return 0
+        events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        try:
+            rows = self.projection.process_batch(events)
+        except Stale:
+            log.info("another projector moved the audit view on; reading where it stands")
+            return self.step()
+        if self.key is not None:  # every so many rows: a checkpoint at each row that completes the count
+            for row in rows:
+                if row["seq"] - self.signed_seq >= self.checkpoint_rows:
+                    self.sign(row["seq"], row["hash"])
+        return len(events)
+
+    def catch_up(self) -> int:
+        """Project everything recorded so far; answer how many events were read."""
+        read = 0
+        while count := self.step():
+            read += count
+        self.checkpoint()
+        return read
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Sign the chain's head if rows came since the last checkpoint and, unless caught up from
+        nothing signed at all, the checkpoint interval has passed."""
+        chain = self.projection.chain
+        if self.key is None or chain is None or chain.seq <= self.signed_seq:
+            return None
+        if self.signed_seq and time.monotonic() - self.signed_at < self.checkpoint_seconds:
+            return None
+        return self.sign(chain.seq, chain.head)
+
+    def sign(self, seq: int, head: str) -> dict[str, Any]:
+        assert self.key is not None
+        at = datetime.now(UTC).isoformat()
+        signature = self.key.sign(checkpoint_message(seq, head, at))
+        self.view.add_checkpoint(seq, head, at, self.key.key_id, signature)
+        self.signed_seq, self.signed_at = seq, time.monotonic()
+        return {"seq": seq, "hash": head, "at": at, "key_id": self.key.key_id, "signature": signature}
+
+    def rebuild(self) -> int:
+        """Drop the audit rows and make them again from the first event; answer the rows made."""
+        self.view.clear()
+        self.projection.reset()
+        return self.catch_up()
+
+    def run(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
+        while not stop.is_set():
+            try:
+                if not self.step():
+                    self.checkpoint()
+                    stop.wait(poll_seconds)
+            except Exception:
+                log.exception("the projector could not read or write; trying again")
+                self.projection.reset()
+                stop.wait(1.0)
+
+
+def open_projector(event_store_url: str, key: SigningKey | None = None, **options: Any) -> Projector:
+    return Projector(open_application(event_store_url), open_audit_view(event_store_url), key, **options)
+
+
+def wait_for_view(app: Signoff, view: AuditRows, timeout: float) -> bool:
+    """Wait until the view holds every event the store held when called (read-your-writes); False on
+    timeout."""
+    target = app.recorder.max_notification_id() or 0
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while view.position() < target:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    return True
+
+
+__all__ = ["APPLICATION", "AuditProjection", "Projector", "Subject", "open_projector", "wait_for_view"]
