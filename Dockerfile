@@ -17,7 +17,9 @@ COPY workers ./workers
 # The check runs outside /app, so it sees the installed package: /docs and /redoc need its assets.
 RUN pip install . \
     && cd / && python -c "import api.docs as d; assert (d.ASSETS / 'redoc.standalone.js').is_file(), d.ASSETS" \
-    && useradd --system --uid 10001 --home-dir /data --create-home signoff
+    && useradd --system --uid 10001 --home-dir /data --create-home signoff \
+    && install -d -o signoff -m 700 /var/lib/signoff-audit
+# (a named volume mounted there starts with this directory's owner: the projector writes its audit key in it)
 
 USER signoff
 WORKDIR /data

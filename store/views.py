@@ -190,6 +190,15 @@ class ReadModel:
                                 (batch[-1].id, VIEW_NAME))
                     read += len(batch)
 
+    def rebuild(self) -> int:
+        """Empty every list and read the whole log again (`signoff projector --rebuild`)."""
+        with self.lock:
+            with self._transaction() as cur:
+                for table in ("projects", "deliverables", "dependencies", "deliveries", "policy_projects"):
+                    cur.execute(f"DELETE FROM signoff_view_{table}")
+                cur.execute(self._sql("UPDATE signoff_view_position SET position = 0"))
+        return self.catch_up()
+
     def _refresh(self, cur: Any, originator_id: UUID, topic: str) -> None:
         if topic.startswith("domain.deliverable:"):
             summary = deliverable_summary(self.app.get_deliverable(originator_id))

@@ -1,4 +1,5 @@
-"""The `signoff` command: `dev` (the whole embedded stack), `api`, `worker`, `token` and `replay`.
+"""The `signoff` command: `dev` (the whole embedded stack), `api`, `worker`, `projector`, `audit`, `token`
+and `replay`.
 
 Every option overrides the matching `Settings` field; everything else comes from `SIGNOFF_*`.
 """
@@ -72,6 +73,26 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--query", metavar="QUERY",
                         help="a Temporal visibility query the workflows must also match, e.g. \"ProjectId='...'\"; "
                              "without --since or --query, the running workflows are replayed")
+    projector = commands.add_parser("projector", help="keep the audit view from the event store's log")
+    projector.add_argument("--rebuild", action="store_true",
+                           help="drop every view and make it again from the first event, then exit")
+
+    audit = commands.add_parser("audit", help="export or verify the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    export = audit_commands.add_parser("export", help="write the audit rows (oldest first)")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: standard output)")
+    for name in ("actor", "project-id", "subject-id", "subject-kind", "action"):
+        export.add_argument(f"--{name}")
+    export.add_argument("--since", type=_moment, metavar="ISO-8601")
+    export.add_argument("--until", type=_moment, metavar="ISO-8601")
+    check = audit_commands.add_parser(
+        "verify", help="recompute the chain from the event store (or check an export offline with --file)")
+    check.add_argument("--file", type=Path, metavar="EXPORT.jsonl",
+                       help="an unfiltered `signoff audit export --format jsonl`, checked with no access to the "
+                            "service")
+    check.add_argument("--public-key", metavar="KEY", help="the audit public key (base64) or a file holding it")
+    audit_commands.add_parser("public-key", help="print the audit key's public half (making the key if missing)")
     return parser
 
 
@@ -206,6 +227,23 @@ def main(argv: list[str] | None = None) -> int:
         from workers.replay import run as replay
 
         return asyncio.run(replay(settings, workflow_ids=args.workflow_ids, since=args.since, query=args.query))
+    if args.command == "projector":
+        from workers.audit_cli import run_projector
+
+        return run_projector(settings, rebuild=args.rebuild)
+    if args.command == "audit":
+        from workers import audit_cli
+
+        if args.audit_command == "export":
+            from store.audit_view import AuditFilter
+
+            where = AuditFilter(actor=args.actor, project_id=args.project_id, subject_id=args.subject_id,
+                                subject_kind=args.subject_kind, action=args.action, since=args.since,
+                                until=args.until)
+            return audit_cli.export(settings, args.format, args.out, where)
+        if args.audit_command == "verify":
+            return audit_cli.verify(settings, args.file, args.public_key)
+        return audit_cli.print_public_key(settings)
     if args.command == "dev":
         from workers.devstack import run_devstack
 

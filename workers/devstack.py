@@ -1,7 +1,7 @@
 """`signoff dev`: the whole embedded stack, supervised from one process.
 
-Children, in start order: the Temporal dev server (SQLite file in the data dir), the worker and the
-API (`python -m workers.cli worker|api`, configured through `SIGNOFF_*`). A child that dies is
+Children, in start order: the Temporal dev server (SQLite file in the data dir), the worker, the audit
+projector and the API (`python -m workers.cli worker|projector|api`, configured through `SIGNOFF_*`). A child that dies is
 restarted with backoff (workers/supervisor.py); Temporal comes back on the same SQLite file, and the
 worker and the API reconnect to it on their own (their gRPC channels redial; the worker retries its
 polls meanwhile). Ctrl-C stops them in reverse order (the worker finishes its tasks while Temporal
@@ -33,7 +33,7 @@ APPS_STOP_BUDGET = 5.0
 TEMPORAL_STOP_BUDGET = 3.0
 TEMPORAL_PROBE_EVERY = 1.0
 DEMO_MARKER = "demo-loaded"
-APPS = ["worker", "api"]
+APPS = ["worker", "projector", "api"]
 
 
 class _Stop(BaseException):
@@ -191,6 +191,8 @@ class DevStack:
         ])
         self.wait_until("Temporal", lambda: _temporal_ready(s.temporal_address, s.temporal_namespace))
         self.spawn("worker", [sys.executable, "-m", "workers.cli", "worker"])
+        # The audit projector: audit reads wait for it; it signs checkpoints with the key it makes under data_dir.
+        self.spawn("projector", [sys.executable, "-m", "workers.cli", "projector"])
         self.spawn("api", [sys.executable, "-m", "workers.cli", "api"])
         # Ready but for the demo data, which goes in through this very API.
         self.wait_until("API", lambda: _ready_but_demo(f"{self.api_url}/readyz"))

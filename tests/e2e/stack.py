@@ -61,9 +61,10 @@ class DevStack:
         return found
 
     def child(self, name: str) -> int:
-        """The pid of the supervisor's child `temporal`, `worker` or `api`, found by its command line."""
+        """The pid of the supervisor's child `temporal`, `worker`, `projector` or `api`, found by its command line."""
         assert self.proc is not None
-        marks = {"temporal": "server start-dev", "worker": "workers.cli worker", "api": "workers.cli api"}
+        marks = {"temporal": "server start-dev", "worker": "workers.cli worker", "api": "workers.cli api",
+                 "projector": "workers.cli projector"}
         out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
         found = [int(line.split()[0]) for line in out.stdout.splitlines() if marks[name] in line]
         assert len(found) == 1, out.stdout

@@ -1,5 +1,5 @@
 """`signoff dev` as a user starts it: sign off through two stages, kill -9 everything, start again,
-find it all still there, and stop with Ctrl-C leaving nothing behind."""
+find it all still there (the audit trail too), and stop with Ctrl-C leaving nothing behind."""
 
 from tests.builders import MEMBERS, revision
 from tests.e2e.stack import DevStack, call
@@ -40,5 +40,10 @@ def test_sign_off_survives_a_restart(tmp_path):
         # The chain that was still running goes on where it stood.
         r = call(stack, "POST", f"/api/deliverables/{pending}/decisions", "bob", json={"verdict": "approve", "revision": 1})
         assert r.status_code == 200 and r.json()["stage"]["name"] == "sponsor"
+        # The audit projector came back too: the trail holds every decision and verifies against the store.
+        trail = call(stack, "GET", f"/api/audit?subject_id={did}&order=asc", "paula", ["pmo"]).json()["items"]
+        assert [r["actor"] for r in trail if r["action"] == "deliverable.decision.approved"] == ["bob", "sam"]
+        verified = call(stack, "GET", "/api/audit/verify", "paula", ["pmo"]).json()
+        assert verified["ok"] is True and verified["checkpoints"]["verified"] >= 1, verified
     finally:
         stack.stop()
