@@ -11,6 +11,7 @@ from api.clock import ArrivalClock
 from api.deps import Services
 from api.limits import BodyLimit, HeaderLimit
 from api.routers import (
+    audit,
     calendar,
     deliveries,
     codec,
@@ -23,6 +24,7 @@ from api.routers import (
 )
 from config.settings import Settings
 from store.events import open_application
+from store.audit_view import open_audit_view
 from store.views import ReadModel
 from workflows.client import connect
 from workflows.codec import codec_from
@@ -36,7 +38,8 @@ def create_app(settings: Settings) -> FastAPI:
         # it is back, and each call connects again if needed.
         temporal = await connect(settings, lazy=True)
         app.state.services = Services(settings=settings, store=store,
-                                      views=ReadModel(store, settings.event_store_url()), temporal=temporal)
+                                      views=ReadModel(store, settings.event_store_url()), temporal=temporal,
+                                      audit=open_audit_view(settings.event_store_url()))
         try:
             yield
         finally:
@@ -50,7 +53,8 @@ def create_app(settings: Settings) -> FastAPI:
     contract.install(app)
     docs.install(app)
     app.state.metrics = measured = metrics.Metrics()
-    for module in (projects, deliveries, policies, deliverables, dependencies, inbox, calendar, health, metrics):
+    for module in (projects, deliveries, policies, deliverables, dependencies, inbox, calendar, audit, health,
+                   metrics):
         app.include_router(module.router)
     payload_codec = codec_from(settings)
     if payload_codec is not None:  # the codec endpoint exists only where payloads are encrypted

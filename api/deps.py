@@ -18,6 +18,7 @@ from domain.application import Signoff
 from domain.errors import NotFound
 from domain.project import Project
 from store.events import store_timeouts
+from store.audit_view import AuditRows
 from store.views import ReadModel
 
 
@@ -27,6 +28,7 @@ class Services:
     store: Signoff
     views: ReadModel
     temporal: Client
+    audit: AuditRows
     # deliverable id -> project id; both never change, so remembering saves a read per decision
     project_of: dict[str, str] = field(default_factory=dict)
 

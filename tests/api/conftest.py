@@ -17,8 +17,11 @@ from api.app import create_app
 from api.auth import mint_token
 from api.server import uvicorn_config
 from config.settings import Settings
+from store.audit_keys import SigningKey
+from store.audit_view import open_audit_view
 from store.events import open_application
 from tests.builders import MEMBERS, STANDARD
+from workers.projector import Projector
 from workers.worker import build_worker
 
 
@@ -81,6 +84,13 @@ async def serve_api(temporal_env, tmp_path, with_worker: bool = True, **override
                            "task_queue": f"api-{uuid.uuid4().hex[:8]}",
                            "jwt_secret": "test-secret-that-is-long-enough-for-hs256", "demo": False, **overrides})
     worker_store = open_application(settings.event_store_url())
+    # The audit projector, as `signoff dev` runs it beside the API (audit reads wait for it).
+    projector = Projector(worker_store, open_audit_view(settings.event_store_url()),
+                          SigningKey.load(tmp_path / "audit-signing-key.pem", make=True), checkpoint_rows=5,
+                          checkpoint_seconds=0)
+    stop_projector = threading.Event()
+    projecting = threading.Thread(target=projector.run, args=(stop_projector, 0.05), daemon=True)
+    projecting.start()
     port = free_port()
     server = ServerThread(create_app(settings), settings, port)
     async with AsyncExitStack() as stack:
@@ -94,6 +104,8 @@ async def serve_api(temporal_env, tmp_path, with_worker: bool = True, **override
             yield Api(http, settings)
         server.server.should_exit = True
         await asyncio.to_thread(server.join, 10)
+    stop_projector.set()
+    await asyncio.to_thread(projecting.join, 10)
     worker_store.close()
 
 
