@@ -144,7 +144,8 @@ def subject_of(name: str, uid: str, fields: dict[str, Any]) -> Subject:
 
 def plain(value: Any) -> Any:
     """A JSON value the canonical form holds exactly: no floats, no tuples, no UUIDs or datetimes."""
-    if isinstance(value, (str, int, bool)) or value is None:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
         return value
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
@@ -165,9 +166,26 @@ def canonical(row: dict[str, Any]) -> bytes:
     return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    """The hash of `row` (which carries `prev_hash` and no `hash`) chained to the row before."""
-    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical(row)).hexdigest()
+def content_of(row: dict[str, Any]) -> dict[str, Any]:
+    """What a row's hash covers: all of it but its own `hash` and `prev_hash` (chained outside)."""
+    return {k: v for k, v in row.items() if k not in ("hash", "prev_hash")}
+
+
+def row_hash(prev_hash: str, content: dict[str, Any] | bytes) -> str:
+    """SHA-256 of the previous row's hash (its 32 bytes) followed by the row's canonical JSON without
+    `hash` and `prev_hash`."""
+    text = content if isinstance(content, bytes) else canonical(content)
+    return hashlib.sha256(bytes.fromhex(prev_hash) + text).hexdigest()
+
+
+def with_hashes(content: str, prev_hash: str, digest: str) -> str:
+    """The canonical JSON of the whole row from that of its content: `hash` and `prev_hash` go where
+    sorting puts them, before the top-level `on_behalf_of` and `project_id` (the last of each: keys
+    nested in `details` come earlier, and no string holds an unescaped quote)."""
+    at = content.rfind(',"on_behalf_of":')
+    text = f'{content[:at]},"hash":"{digest}"{content[at:]}'
+    at = text.rfind(',"project_id":')
+    return f'{text[:at]},"prev_hash":"{prev_hash}"{text[at:]}'
 
 
 @dataclass
@@ -183,6 +201,11 @@ class Chain:
             fields: dict[str, Any]) -> dict[str, Any]:
         """The row of one event: `name` is its class path (`Deliverable.DecisionRecorded`), `fields` its
         attributes other than the originator's id, version and timestamp."""
+        return self.add_text(position, name, uid, version, recorded_at, fields)[0]
+
+    def add_text(self, position: int, name: str, uid: str, version: int, recorded_at: datetime,
+                 fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The row of one event and its canonical JSON (what the view stores and serves)."""
         subject = self.subjects.get(uid)
         if subject is None or name in CREATIONS:
             subject = self.subjects[uid] = subject_of(name, uid, fields)
@@ -191,16 +214,18 @@ class Chain:
             subject.revision = fields.get("number", subject.revision)
             self.changed.add(uid)
         self.seq += 1
-        row = {"seq": self.seq, **self.row(position, name, subject, version, recorded_at, fields),
-               "prev_hash": self.head}
+        row = {"seq": self.seq, **self.row(position, name, subject, version, recorded_at, fields)}
         command_id = fields.get("command_id") or None
         if command_id is not None:
             subject.cause, subject.cause_actor = command_id, row["actor"]
             self.changed.add(uid)
         elif subject.cause is not None and fields.get("actor") == subject.cause_actor:
             row["correlation"] = correlation_of(subject.cause, subject.workflow_id)
-        self.head = row["hash"] = row_hash(self.head, row)
-        return row
+        content = canonical(row)
+        prev_hash, digest = self.head, row_hash(self.head, content)
+        row["prev_hash"], row["hash"] = prev_hash, digest
+        self.head = digest
+        return row, with_hashes(content.decode(), prev_hash, digest)
 
     @staticmethod
     def row(position: int, name: str, subject: Subject, version: int, recorded_at: datetime,
@@ -250,13 +275,12 @@ def check_links(rows: Iterable[dict[str, Any]], start_hash: str = GENESIS,
     head, seq = start_hash, start_seq
     for row in rows:
         broken = None
-        body = {k: v for k, v in row.items() if k != "hash"}
         if row.get("seq") != seq + 1:
             broken = Broken(seq + 1, f"row {seq + 1} is missing: the next row is {row.get('seq')}")
         elif row.get("prev_hash") != head:
             broken = Broken(row["seq"], "its prev_hash is not the hash of the row before it (a row was "
                                         "removed, inserted or reordered)")
-        elif row_hash(head, body) != row.get("hash"):
+        elif row_hash(head, content_of(row)) != row.get("hash"):
             broken = Broken(row["seq"], "its content does not match its hash (the row was edited)")
         yield row, broken
         head, seq = row.get("hash", ""), row.get("seq", seq + 1)
@@ -316,7 +340,7 @@ class Report:
                                 "last_seq": self.last_checkpoint_seq}}
 
 
-def verify_trail(expected: Iterable[dict[str, Any]], stored: Iterable[tuple[int, int, str]],
+def verify_trail(expected: Iterable[tuple[dict[str, Any], str]], stored: Iterable[tuple[int, int, str]],
                  checkpoints: list[dict[str, Any]], public_key: bytes | None) -> Report:
     """Compare the rows the events make now (`expected`, from a fresh Chain over the store's log) with
     the rows the view recorded (`stored`: seq, position, JSON) and with the signed checkpoints.
@@ -332,7 +356,7 @@ def verify_trail(expected: Iterable[dict[str, Any]], stored: Iterable[tuple[int,
         report.last_checkpoint_seq = cp["seq"]
     recorded = iter(stored)
     comparing = True
-    for row in expected:
+    for row, text in expected:
         report.rows = row["seq"]
         if "unreadable" in row:  # nothing after it can be checked: the chain runs through it
             report.fail(row["seq"], f"the event at position {row['position']} cannot be read (edited): "
@@ -344,7 +368,7 @@ def verify_trail(expected: Iterable[dict[str, Any]], stored: Iterable[tuple[int,
                 comparing = False  # the view has not come this far yet: nothing recorded to compare
             else:
                 report.view_rows = found[0]
-                comparing = _compare(row, found, report)
+                comparing = _compare(row, text, found, report)
         cp = signed.get(row["seq"])
         if cp is not None:
             if cp["hash"] != row["hash"]:
@@ -364,7 +388,7 @@ def verify_trail(expected: Iterable[dict[str, Any]], stored: Iterable[tuple[int,
     return report
 
 
-def _compare(row: dict[str, Any], found: tuple[int, int, str], report: Report) -> bool:
+def _compare(row: dict[str, Any], text: str, found: tuple[int, int, str], report: Report) -> bool:
     seq, position, body = found
     if position < row["position"]:
         report.fail(seq, f"the event recorded at position {position} is gone from the event store (deleted)")
@@ -373,8 +397,8 @@ def _compare(row: dict[str, Any], found: tuple[int, int, str], report: Report) -
         report.fail(row["seq"], f"the event at position {row['position']} was never recorded in the audit trail "
                                 "(inserted afterwards)")
         return False
-    recorded = json.loads(body)
-    if recorded != row:
+    if body != text:  # the same canonical text, or a different row
+        recorded = json.loads(body)
         differing = sorted(k for k in {*row, *recorded} if row.get(k) != recorded.get(k))
         report.fail(seq, f"the event at position {position} does not make the row recorded for it (edited or "
                          f"reordered; differs in {', '.join(differing)})")

@@ -21,8 +21,9 @@ from workers.projector import event_fields
 READ = 2000
 
 
-def rows_from_events(app: Signoff) -> Iterator[dict[str, Any]]:
-    """The rows the event store's log makes today, from the first event, as the projector makes them."""
+def rows_from_events(app: Signoff) -> Iterator[tuple[dict[str, Any], str]]:
+    """The rows (and their canonical JSON) the event store's log makes today, from the first event, as
+    the projector makes them."""
     chain = Chain()
     position = None
     while True:
@@ -33,9 +34,9 @@ def rows_from_events(app: Signoff) -> Iterator[dict[str, Any]]:
             try:
                 event = app.mapper.to_domain_event(notification)
             except Exception as exc:  # noqa: BLE001 - a stored event that no longer decodes was tampered with
-                yield {"seq": chain.seq + 1, "position": notification.id, "hash": "", "unreadable": str(exc)[:300]}
+                yield {"seq": chain.seq + 1, "position": notification.id, "hash": "", "unreadable": str(exc)[:300]}, ""
                 return
-            yield chain.add(notification.id, type(event).__qualname__, str(event.originator_id),
+            yield chain.add_text(notification.id, type(event).__qualname__, str(event.originator_id),
                             event.originator_version, event.timestamp, event_fields(event))
         position = batch[-1].id
 

@@ -27,7 +27,6 @@ from store.audit_view import (
     NAME,
     AuditRows,
     Stale,
-    body_of,
     open_audit_view,
 )
 from store.events import open_application
@@ -68,8 +67,9 @@ class AuditProjection(Projection[AuditRows]):
                 if uid not in chain.subjects and name not in CREATIONS:
                     known = self.view.subject(uid)
                     chain.subjects[uid] = known if known is not None else subject_of(name, uid, {})
-                row = chain.add(position, name, uid, event.originator_version, event.timestamp, event_fields(event))
-                row["_body"] = body_of(row)
+                row, text = chain.add_text(position, name, uid, event.originator_version, event.timestamp,
+                                           event_fields(event))
+                row["_body"] = text
                 row["_other_project_id"] = chain.subjects[uid].other_project_id
                 rows.append(row)
             self.view.append(rows, chain.take_changed(), self.position, events[-1][0])

@@ -150,8 +150,7 @@ async def audit_export(user: CurrentUser, services: Svc, format: Literal["csv", 
 
 def jsonl_lines(view: Any, where: AuditFilter, scope: list[str] | None, ascending: bool) -> Iterator[str]:
     low, high = None, 0
-    for body in view.stream(where, scope, ascending):
-        seq = int(body[7:body.index(",")])  # bodies begin {"seq":N,
+    for seq, body in view.stream(where, scope, ascending):
         low, high = min(low or seq, seq), max(high, seq)
         yield body + "\n"
     if low is not None and scope is None:  # checkpoints name the whole trail's head: for those who see it all
@@ -164,7 +163,7 @@ def csv_lines(view: Any, where: AuditFilter, scope: list[str] | None, ascending:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    for body in view.stream(where, scope, ascending):
+    for _, body in view.stream(where, scope, ascending):
         row = json.loads(body)
         writer.writerow([safe_cell(v) for v in (
             row["seq"], row["at"], row["recorded_at"], row["actor"], ";".join(row["on_behalf_of"]), row["action"],

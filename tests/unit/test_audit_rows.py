@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.routers.audit import safe_cell
-from domain.audit import GENESIS, Chain, action_of, all_actions, canonical, check_links, mask_url
+from domain.audit import (
+    GENESIS,
+    Chain,
+    action_of,
+    all_actions,
+    canonical,
+    check_links,
+    mask_url,
+)
 
 # JSON as audit rows hold it: no floats (rows never carry one), any text, keys of any BMP text.
 JSON = st.recursive(st.none() | st.booleans() | st.integers(min_value=-(2 ** 53) + 1, max_value=2 ** 53 - 1)
@@ -74,3 +82,14 @@ def test_cells_a_spreadsheet_would_run_get_an_apostrophe() -> None:
     for text in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
         assert safe_cell(text) == "'" + text
     assert safe_cell("bob") == "bob" and safe_cell(None) == "" and safe_cell(3) == "3"
+
+
+@given(st.dictionaries(st.text(st.characters(max_codepoint=0xD7FF)), JSON, max_size=5), st.text(), st.text())
+def test_a_rows_stored_text_is_the_canonical_json_of_the_whole_row(details: dict, reason: str, title: str) -> None:
+    chain = Chain()
+    at = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    first = chain.add(1, "Project.Created", "p1", 1, at, {"name": title, "created_by": "paula"})
+    row, text = chain.add_text(2, "Project.CharterChanged", "p1", 2, at,
+                               {"actor": "paula", "reason": reason, "extra": details, **details})
+    assert text == canonical(row).decode()
+    assert broken([first, row]) == []
