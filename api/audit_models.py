@@ -34,7 +34,8 @@ class AuditRow(BaseModel):
     details: dict[str, Any] = Field(description="The event's other facts")
     correlation: Correlation
     prev_hash: str = Field(description="The hash of the row before (64 zeros for the first)")
-    hash: str = Field(description="SHA-256 of prev_hash's bytes and this row's canonical JSON without `hash`")
+    hash: str = Field(description="SHA-256 of prev_hash's bytes and this row's canonical JSON without `hash` and "
+                                  "`prev_hash`")
 
 
 class AuditPage(BaseModel):

@@ -4,8 +4,8 @@ A row says who did what to which thing, when and why, in one shape for every kin
 rows are made from the events alone, so the event store can always make them again and anyone can
 check that the trail shows what the store holds. Pure: no SQL, no HTTP.
 
-The chain: `hash = SHA-256(bytes.fromhex(prev_hash) + canonical(row without "hash"))`, where the first
-row's `prev_hash` is 64 zeros. `canonical` is RFC 8785 (JSON Canonicalization Scheme) for the values
+The chain: `hash = SHA-256(bytes.fromhex(prev_hash) + canonical(row without "hash" and "prev_hash"))`,
+where the first row's `prev_hash` is 64 zeros. `canonical` is RFC 8785 (JSON Canonicalization Scheme) for the values
 rows hold: objects with keys sorted, no whitespace, strings as JSON escapes them with non-ASCII kept
 as UTF-8, integers, booleans and null. Rows hold no floats (a float in an event is written as its
 text), and every key is ASCII, so sorting by code point is sorting by UTF-16 unit as RFC 8785 asks.
