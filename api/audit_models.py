@@ -68,6 +68,7 @@ class AuditVerification(BaseModel):
     view_rows: int = Field(description="Rows of the audit view compared with them")
     first_broken: Broken | None
     checkpoints: CheckpointCount
+    unsigned_rows: int = Field(description="Rows after the last checkpoint: chained, not yet signed")
 
 
 class AuditKey(BaseModel):

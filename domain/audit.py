@@ -333,11 +333,17 @@ class Report:
             self.first_broken = Broken(seq, why)
         self.ok = False
 
+    @property
+    def unsigned_rows(self) -> int:
+        """Rows after the last checkpoint: chained, but no signature vouches for them yet."""
+        return max(self.rows - (self.last_checkpoint_seq or 0), 0)
+
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "rows": self.rows, "view_rows": self.view_rows,
                 "first_broken": None if self.first_broken is None else self.first_broken.__dict__,
                 "checkpoints": {"count": self.checkpoints, "verified": self.checkpoints_verified,
-                                "last_seq": self.last_checkpoint_seq}}
+                                "last_seq": self.last_checkpoint_seq},
+                "unsigned_rows": self.unsigned_rows}
 
 
 def verify_trail(expected: Iterable[tuple[dict[str, Any], str]], stored: Iterable[tuple[int, int, str]],

@@ -91,7 +91,9 @@ def verify(settings: Settings, file: Path | None, public_key: str | None) -> int
                               open_audit_view(settings.event_store_url()), key_bytes)
     print(json.dumps(report.to_json(), indent=2))
     if report.ok:
-        print(f"ok: {report.rows} rows, {report.checkpoints_verified} signed checkpoints hold", file=sys.stderr)
+        after = (f"; the {report.unsigned_rows} rows after seq {report.last_checkpoint_seq or 0} are chained but not "
+                 "signed yet" if report.unsigned_rows else "")
+        print(f"ok: {report.rows} rows, {report.checkpoints_verified} signed checkpoints hold{after}", file=sys.stderr)
     else:
         broken = report.first_broken
         print(f"BROKEN at seq {broken.seq if broken else '?'}: {broken.why if broken else ''}", file=sys.stderr)
