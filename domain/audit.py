@@ -15,10 +15,12 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 from domain.commands import SYSTEM_ACTOR
 from domain.history import correlation_of
@@ -163,7 +165,9 @@ def mask_url(url: str) -> str:
 
 
 def canonical(row: dict[str, Any]) -> bytes:
-    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """RFC 8785 for rows (plain JSON values, no floats): orjson with sorted keys writes exactly what
+    `json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` does, several times faster."""
+    return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
 
 
 def content_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -256,7 +260,9 @@ class Chain:
         }
 
     def take_changed(self) -> list[Subject]:
-        changed = [self.subjects[uid] for uid in self.changed]
+        """Copies of the subjects changed since the last call, as they stand now (later events change
+        the live ones while these are being written)."""
+        changed = [replace(self.subjects[uid]) for uid in self.changed]
         self.changed = set()
         return changed
 

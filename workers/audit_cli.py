@@ -1,5 +1,6 @@
 """`signoff projector` and `signoff audit …`: keep the audit view, export it, verify it."""
 
+import gc
 import json
 import logging
 import signal
@@ -26,6 +27,10 @@ def run_projector(settings: Settings, rebuild: bool = False) -> int:
     from workers.projector import open_projector
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A catch-up makes a few dicts per event and keeps a subject per aggregate: collecting the young
+    # generation every 700 allocations (the default) cost about a tenth of its time.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     key = signing_key(settings)
     projector = open_projector(settings.event_store_url(), key, checkpoint_rows=settings.audit_checkpoint_rows,
                                checkpoint_seconds=settings.audit_checkpoint_seconds, batch=settings.audit_batch_rows)

@@ -16,7 +16,7 @@ from domain.audit import (
     verify_trail,
 )
 from store.audit_view import AuditRows
-from workers.projector import event_fields
+from store.event_facts import facts_of
 
 READ = 2000
 
@@ -32,12 +32,11 @@ def rows_from_events(app: Signoff) -> Iterator[tuple[dict[str, Any], str]]:
             return
         for notification in batch:
             try:
-                event = app.mapper.to_domain_event(notification)
+                facts = facts_of(app, notification)
             except Exception as exc:  # noqa: BLE001 - a stored event that no longer decodes was tampered with
                 yield {"seq": chain.seq + 1, "position": notification.id, "hash": "", "unreadable": str(exc)[:300]}, ""
                 return
-            yield chain.add_text(notification.id, type(event).__qualname__, str(event.originator_id),
-                            event.originator_version, event.timestamp, event_fields(event))
+            yield chain.add_text(*facts)
         position = batch[-1].id
 
 

@@ -13,6 +13,8 @@ It also signs checkpoints of the chain's head with the audit key, every so many 
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,16 +31,13 @@ from store.audit_view import (
     Stale,
     open_audit_view,
 )
+from store.event_facts import Facts, facts_of, facts_of_event
 from store.events import open_application
 
 log = logging.getLogger("signoff.projector")
 BATCH = 2000
-MAX_SUBJECTS = 200_000  # subjects kept in memory; past it they are read back from the view as needed
-SKIP = ("originator_id", "originator_version", "timestamp", "originator_topic")
-
-
-def event_fields(event: Any) -> dict[str, Any]:
-    return {k: v for k, v in event.__dict__.items() if k not in SKIP}
+# Subjects kept in memory between catch-ups; past it they are read back from the view as needed.
+MAX_SUBJECTS = 200_000
 
 
 class AuditProjection(Projection[AuditRows]):
@@ -53,36 +52,43 @@ class AuditProjection(Projection[AuditRows]):
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """eventsourcing's one-event contract: the event after the position read so far."""
-        self.process_batch([(tracking.notification_id, domain_event)])
+        self.process_batch([facts_of_event(tracking.notification_id, domain_event)])
 
-    def process_batch(self, events: list[tuple[int, Any]]) -> list[dict[str, Any]]:
-        """Append the rows of `events` (position, domain event), which follow the position read so far,
-        and record the last position, in one transaction. Stale if someone else moved the view on."""
+    def process_batch(self, events: list[Facts]) -> list[dict[str, Any]]:
+        """Append the rows of `events`, which follow the position read so far, and record the last
+        position, in one transaction. Stale if someone else moved the view on."""
+        rows, write = self.prepare(events)
+        self.written(write)
+        return strip(rows)
+
+    def prepare(self, events: list[Facts]) -> tuple[list[dict[str, Any]], Callable[[], None]]:
+        """The rows of `events` (the chain and the position move on in memory), and the write that
+        appends them to the view. Until that write is done, a failure must `reset` the projection."""
         chain = self._chain()
-        start = (chain.seq, chain.head)
         rows = []
         try:
-            for position, event in events:
-                uid, name = str(event.originator_id), type(event).__qualname__
+            for position, name, uid, version, recorded_at, fields in events:
                 if uid not in chain.subjects and name not in CREATIONS:
                     known = self.view.subject(uid)
                     chain.subjects[uid] = known if known is not None else subject_of(name, uid, {})
-                row, text = chain.add_text(position, name, uid, event.originator_version, event.timestamp,
-                                           event_fields(event))
+                row, text = chain.add_text(position, name, uid, version, recorded_at, fields)
                 row["_body"] = text
                 row["_other_project_id"] = chain.subjects[uid].other_project_id
                 rows.append(row)
-            self.view.append(rows, chain.take_changed(), self.position, events[-1][0])
         except BaseException:
-            self.chain = None  # rows not written: read the chain back from the view
+            self.chain = None
             raise
-        self.position = events[-1][0]
-        assert start[0] + len(rows) == chain.seq
-        if len(chain.subjects) > MAX_SUBJECTS:
-            chain.subjects.clear()
-        for row in rows:
-            del row["_body"], row["_other_project_id"]
-        return rows
+        subjects, read_from = chain.take_changed(), self.position
+        self.position = read_to = events[-1].position
+        return rows, lambda: self.view.append(rows, subjects, read_from, read_to)
+
+    def written(self, write: Callable[[], None] | Future[None]) -> None:
+        """Wait for a write `prepare` gave; on its failure, forget the chain (read it back from the view)."""
+        try:
+            write.result() if isinstance(write, Future) else write()
+        except BaseException:
+            self.chain = None
+            raise
 
     def _chain(self) -> Chain:
         if self.chain is None:
@@ -106,31 +112,53 @@ class Projector:
 
     def step(self) -> int:
         """Project one batch of the log; answer how many events it held (0: caught up)."""
-        self.projection._chain()
-        position = self.projection.position
-        notifications = self.app.recorder.select_notifications(start=position, limit=self.batch,
-                                                               inclusive_of_start=position is None)
-        if not notifications:
-            return 0
-        events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
-        try:
-            rows = self.projection.process_batch(events)
-        except Stale:
-            log.info("another projector moved the audit view on; reading where it stands")
-            return self.step()
+        return self.catch_up(batches=1, checkpoint=False)
+
+    def catch_up(self, batches: int | None = None, checkpoint: bool = True) -> int:
+        """Project everything recorded so far (or so many batches); answer how many events were read.
+
+        Two stages: while one batch's rows are written and committed (SQLite and psycopg let go of the
+        GIL meanwhile), the next batch is read and made into rows."""
+        read = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="audit-writer") as writer:
+            pending: tuple[Future[None], list[dict[str, Any]]] | None = None
+            try:
+                while batches is None or batches > 0:
+                    self.projection._chain()
+                    position = self.projection.position
+                    notifications = self.app.recorder.select_notifications(start=position, limit=self.batch,
+                                                                           inclusive_of_start=position is None)
+                    if not notifications:
+                        break
+                    rows, write = self.projection.prepare([facts_of(self.app, n) for n in notifications])
+                    if pending is not None:
+                        self._finish(*pending)
+                    pending = (writer.submit(write), rows)
+                    read += len(notifications)
+                    batches = None if batches is None else batches - 1
+                if pending is not None:
+                    self._finish(*pending)
+                # Only now, with no write pending, may subjects be read back from the view.
+                chain = self.projection.chain
+                if chain is not None and len(chain.subjects) > MAX_SUBJECTS:
+                    chain.subjects.clear()
+            except Stale:
+                log.info("another projector moved the audit view on; reading where it stands")
+                return read + self.catch_up(batches, checkpoint)
+            except BaseException:
+                self.projection.reset()
+                raise
+        if checkpoint:
+            self.checkpoint()
+        return read
+
+    def _finish(self, write: Future[None], rows: list[dict[str, Any]]) -> None:
+        self.projection.written(write)
+        strip(rows)
         if self.key is not None:  # every so many rows: a checkpoint at each row that completes the count
             for row in rows:
                 if row["seq"] - self.signed_seq >= self.checkpoint_rows:
                     self.sign(row["seq"], row["hash"])
-        return len(events)
-
-    def catch_up(self) -> int:
-        """Project everything recorded so far; answer how many events were read."""
-        read = 0
-        while count := self.step():
-            read += count
-        self.checkpoint()
-        return read
 
     def checkpoint(self) -> dict[str, Any] | None:
         """Sign the chain's head if rows came since the last checkpoint and, unless caught up from
@@ -159,13 +187,20 @@ class Projector:
     def run(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
         while not stop.is_set():
             try:
-                if not self.step():
-                    self.checkpoint()
+                if not self.catch_up():
                     stop.wait(poll_seconds)
             except Exception:
                 log.exception("the projector could not read or write; trying again")
                 self.projection.reset()
                 stop.wait(1.0)
+
+
+def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows without what only the write needed (their text and the providing project)."""
+    for row in rows:
+        row.pop("_body", None)
+        row.pop("_other_project_id", None)
+    return rows
 
 
 def open_projector(event_store_url: str, key: SigningKey | None = None, **options: Any) -> Projector:

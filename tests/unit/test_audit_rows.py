@@ -93,3 +93,9 @@ def test_a_rows_stored_text_is_the_canonical_json_of_the_whole_row(details: dict
                                {"actor": "paula", "reason": reason, "extra": details, **details})
     assert text == canonical(row).decode()
     assert broken([first, row]) == []
+
+
+@given(JSON)
+def test_the_fast_canonical_form_is_the_json_modules(value: object) -> None:
+    assert canonical({"v": value}) == json.dumps({"v": value}, sort_keys=True, separators=(",", ":"),
+                                                  ensure_ascii=False).encode()
