@@ -189,3 +189,13 @@ def audit_execute(store_url: str, statement: str, *params: Any) -> None:
     path = Path(env["SQLITE_DBNAME"]).with_suffix(".audit.sqlite")
     with sqlite3.connect(path) as conn:
         conn.execute(statement, params)
+
+
+def test_the_fast_read_of_stored_events_gives_what_the_mapper_gives(trail: Any) -> None:
+    from store.event_facts import facts_of, facts_of_event
+
+    app, *_ = trail
+    notifications = app.recorder.select_notifications(start=None, limit=1000, inclusive_of_start=True)
+    assert notifications
+    for n in notifications:
+        assert facts_of(app, n) == facts_of_event(n.id, app.mapper.to_domain_event(n))
