@@ -43,6 +43,14 @@ TABLES = [
 ]
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The rows a member may read: those of `projects` (theirs, on either side of a dependency), except
+    webhook deliveries, which only the projects in `deliveries_of` (where they hold the pmo role) show."""
+    projects: tuple[str, ...]
+    deliveries_of: tuple[str, ...] = ()
+
+
 class Stale(Exception):
     """Another writer moved the view on since this one read where it stood."""
 
@@ -157,9 +165,9 @@ class AuditRows:
     def position(self) -> int:
         return self.max_tracking_id(APPLICATION) or 0  # type: ignore[attr-defined]
 
-    def page(self, where: AuditFilter, scope: list[str] | None, after_seq: int | None, limit: int,
+    def page(self, where: AuditFilter, scope: Scope | None, after_seq: int | None, limit: int,
              ascending: bool) -> list[tuple[int, str]]:
-        """Up to `limit` rows (seq, JSON) matching `where` among those `scope` may see (None: all),
+        """Up to `limit` rows (seq, JSON) matching `where` among those `scope` allows (None: all),
         after `after_seq` in the order asked."""
         clauses, params = self._where(where, scope)
         if after_seq is not None:
@@ -171,7 +179,7 @@ class AuditRows:
             cur.execute(self._sql(sql), (*params, limit))
             return [(int(seq), body) for seq, body in self._tuples(cur)]
 
-    def stream(self, where: AuditFilter, scope: list[str] | None, ascending: bool) -> Iterator[tuple[int, str]]:
+    def stream(self, where: AuditFilter, scope: Scope | None, ascending: bool) -> Iterator[tuple[int, str]]:
         """Every matching row's seq and JSON, a chunk at a time (keyset reads: constant memory)."""
         after = None
         while True:
@@ -188,15 +196,19 @@ class AuditRows:
                                   "LIMIT ?"), (seq, limit))
             return [(int(s), int(p), b) for s, p, b in self._tuples(cur)]
 
-    def _where(self, where: AuditFilter, scope: list[str] | None) -> tuple[list[str], list[Any]]:
+    def _where(self, where: AuditFilter, scope: Scope | None) -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         if scope is not None:  # a member: rows of their projects only, never global rows
-            if not scope:
+            if not scope.projects:
                 return ["1 = 0"], []
-            marks = ", ".join("?" for _ in scope)
-            clauses.append(f"(project_id IN ({marks}) OR other_project_id IN ({marks}))")
-            params += [*scope, *scope]
+            marks = ", ".join("?" for _ in scope.projects)
+            visible = f"(project_id IN ({marks}) OR other_project_id IN ({marks})) AND subject_kind <> 'delivery'"
+            params += [*scope.projects, *scope.projects]
+            if scope.deliveries_of:
+                visible = f"({visible}) OR project_id IN ({', '.join('?' for _ in scope.deliveries_of)})"
+                params += list(scope.deliveries_of)
+            clauses.append(f"({visible})")
         if where.project_id is not None:
             clauses.append("(project_id = ? OR other_project_id = ?)")
             params += [where.project_id, where.project_id]

@@ -1,7 +1,8 @@
 """The audit trail: who did what, when and why, across every project and kind of thing.
 
 Members see the rows of their projects (a dependency's rows also to the providing project's
-members); rows of no project (policies) only pmo and admin. A query with no filters from a member
+members), webhook deliveries' only where they may read deliveries (the project's pmo role); rows of
+no project (policies, feed tokens) only pmo and admin. A query with no filters from a member
 is scoped to their projects, not refused. Reads wait until the projector has reached what the store
 held when they were asked, so a caller reads what it just did.
 """
@@ -26,9 +27,10 @@ from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin
 from api.problems import Problem
+from api.routers.deliveries import PROJECT_ROLE as DELIVERIES_ROLE
 from domain.audit import key_id
 from store.audit_keys import public_key_for
-from store.audit_view import AuditFilter
+from store.audit_view import AuditFilter, Scope
 from workers.audit_verify import verify_store
 from workers.projector import wait_for_view
 
@@ -54,11 +56,15 @@ def _filter(actor: str | None, project_id: str | None, subject_id: str | None, s
                        action=action.rstrip(".") if action else None, since=since, until=until)
 
 
-def _scope(services: Services, user: Principal) -> list[str] | None:
-    """None: every row (pmo, admin); else the ids of the caller's projects."""
+def _scope(services: Services, user: Principal) -> Scope | None:
+    """None: every row (pmo, admin); else the caller's projects, and those whose deliveries they may
+    read (where they hold the project's pmo role, as for GET …/deliveries)."""
     if user.is_pmo_or_admin:
         return None
-    return [p["id"] for p in services.views.projects_of(user.user)]
+    mine = services.views.projects_of(user.user)
+    return Scope(projects=tuple(p["id"] for p in mine),
+                 deliveries_of=tuple(p["id"] for p in mine if any(
+                     m["user"] == user.user and DELIVERIES_ROLE in m["roles"] for m in p["members"])))
 
 
 def _ready(services: Services) -> None:
@@ -148,7 +154,7 @@ async def audit_export(user: CurrentUser, services: Svc, format: Literal["csv", 
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def jsonl_lines(view: Any, where: AuditFilter, scope: list[str] | None, ascending: bool) -> Iterator[str]:
+def jsonl_lines(view: Any, where: AuditFilter, scope: Scope | None, ascending: bool) -> Iterator[str]:
     low, high = None, 0
     for seq, body in view.stream(where, scope, ascending):
         low, high = min(low or seq, seq), max(high, seq)
@@ -159,7 +165,7 @@ def jsonl_lines(view: Any, where: AuditFilter, scope: list[str] | None, ascendin
                 yield json.dumps({"checkpoint": cp}, separators=(",", ":")) + "\n"
 
 
-def csv_lines(view: Any, where: AuditFilter, scope: list[str] | None, ascending: bool) -> Iterator[str]:
+def csv_lines(view: Any, where: AuditFilter, scope: Scope | None, ascending: bool) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)

@@ -13,7 +13,7 @@ import pytest
 from domain.application import Signoff
 from domain.commands import Decide, SubmitRevision
 from store.audit_keys import SigningKey
-from store.audit_view import AuditFilter, open_audit_view
+from store.audit_view import AuditFilter, Scope, open_audit_view
 from store.events import open_application, postgres_conninfo, store_env
 from tests.builders import MEMBERS, make_policy, make_project, revision, submission
 from workers.audit_verify import verify_store
@@ -166,11 +166,11 @@ def test_a_member_sees_only_rows_of_their_projects(trail: Any, store_url: str) -
     app, projector, key, project_id, _ = trail
     other = app.create_project("Contoso intranet", [{"user": "yuki", "roles": ["pm"]}], [], [], "yuki")
     projector.catch_up()
-    mine = [json.loads(r) for _, r in projector.view.stream(AuditFilter(), [str(other.id)], True)]
+    mine = [json.loads(r) for _, r in projector.view.stream(AuditFilter(), Scope((str(other.id),)), True)]
     assert [r["action"] for r in mine] == ["project.created"]
     for where in (AuditFilter(project_id=project_id), AuditFilter(actor="bob"), AuditFilter(action="policy"),
                   AuditFilter(subject_kind="policy")):
-        assert list(projector.view.stream(where, [str(other.id)], True)) == []
+        assert list(projector.view.stream(where, Scope((str(other.id),)), True)) == []
 
 
 def events_table(store_url: str) -> str:
@@ -199,3 +199,18 @@ def test_the_fast_read_of_stored_events_gives_what_the_mapper_gives(trail: Any) 
     assert notifications
     for n in notifications:
         assert facts_of(app, n) == facts_of_event(n.id, app.mapper.to_domain_event(n))
+
+
+def test_delivery_rows_only_where_the_member_may_read_deliveries(trail: Any) -> None:
+    app, projector, key, project_id, _ = trail
+    message = {"key": "k1", "type": "deliverable.approved", "timestamp": "2026-11-02T09:30:00+00:00",
+               "recipients": ["alice"], "body": {"data": {"subject": {"title": "Homepage mockups"}}}}
+    app.open_delivery(uuid.uuid4(), project_id, "w1", "https://hooks.example/secret-path", message)
+    projector.catch_up()
+    kinds = {json.loads(r)["subject"]["kind"] for _, r in projector.view.stream(AuditFilter(), Scope((project_id,)),
+                                                                                   True)}
+    assert "delivery" not in kinds and "deliverable" in kinds
+    rows = [json.loads(r) for _, r in projector.view.stream(AuditFilter(subject_kind="delivery"),
+                                                            Scope((project_id,), (project_id,)), True)]
+    assert [r["action"] for r in rows] == ["delivery.started"]
+    assert rows[0]["details"]["url"] == "https://hooks.example/…"
