@@ -91,9 +91,15 @@ class Signoff(Application):
             self._save(policy)
         return self._policy_view(policy, None), changed
 
-    def get_policy(self, name: str, version: int | None = None) -> dict[str, Any]:
+    def get_policy(self, name: str, version: int | None = None, as_of: datetime | None = None) -> dict[str, Any]:
+        """The latest version, the one asked for, or (`as_of`) the one that was the latest then."""
+        if as_of is not None:
+            policy = self.aggregate_as_of(policy_id(name), as_of, Policy, f"policy {name!r}")
+            if not policy.versions:
+                raise NotFound(f"policy {name!r} had no version yet at {as_of.isoformat()}")
+            return self._policy_view(policy, version)
         try:
-            policy: Policy = self.repository.get(policy_id(name))
+            policy = self.repository.get(policy_id(name))
         except AggregateNotFoundError:
             raise NotFound(f"no policy {name!r}") from None
         return self._policy_view(policy, version)
@@ -147,14 +153,7 @@ class Signoff(Application):
         uid = as_uuid(deliverable_id, "deliverable")
         if as_of is None:
             return self._get(uid, "deliverable", Deliverable).to_state()
-        aggregate = None
-        for stored in self.events.get(uid):
-            if event_time(stored) > as_of:
-                break
-            aggregate = stored.mutate(aggregate)
-        if not isinstance(aggregate, Deliverable):
-            raise NotFound(f"deliverable {deliverable_id} did not exist at {as_of.isoformat()}")
-        return aggregate.to_state()
+        return self.aggregate_as_of(uid, as_of, Deliverable, f"deliverable {uid}").to_state()
 
     def deliverable_history(self, deliverable_id: str | UUID) -> list[dict[str, Any]]:
         uid = as_uuid(deliverable_id, "deliverable")
@@ -168,6 +167,84 @@ class Signoff(Application):
             revision = entry.get("number", revision) if entry["type"] == "RevisionSubmitted" else revision
             entry.setdefault("revision", revision)  # every event names the revision it happened on
         return entries
+
+    # ---- the past: any record as it stood at a moment ------------------------------------------
+    def aggregate_as_of(self, uid: UUID, as_of: datetime, kind: type, label: str) -> Any:
+        """The `kind` aggregate `uid` folded from its events up to `as_of`: each event that happened
+        at or before it (one at exactly `as_of` is in), in recorded order, stopping at the first
+        later one. Every record's past is read here. NotFound for no such record, and, saying when
+        it began, for a moment before it existed. Read only: never change or save what it answers.
+
+        A record unchanged since `as_of` is as it is now, so the cached aggregate (brought up to date by
+        one cheap read) answers, without decoding and folding all its events again: for a snapshot of
+        now, that is every record. Each event is stored (its timestamp) after it happened (its `at`),
+        so a last event stored at or before `as_of` puts every event at or before it."""
+        try:
+            current = self.repository.get(uid, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {label}") from None
+        if not isinstance(current, kind):  # an id of another kind of thing is no such thing
+            raise NotFound(f"no {label}")
+        if current.modified_on <= as_of:
+            return current
+        aggregate, began = None, None
+        for stored in self.events.get(uid):
+            if began is None:
+                began = event_time(stored)
+            if event_time(stored) > as_of:
+                break
+            aggregate = stored.mutate(aggregate)
+        if aggregate is None:
+            raise NotFound(f"{label} did not exist yet at {as_of.isoformat()}: it was created at {began.isoformat()}")
+        return aggregate
+
+    def project_as_of(self, project_id: str | UUID, as_of: datetime) -> Project:
+        uid = as_uuid(project_id, "project")
+        return self.aggregate_as_of(uid, as_of, Project, f"project {uid}")
+
+    def project_snapshot(self, project_id: str | UUID, as_of: datetime, deliverable_ids: list[str],
+                         dependency_ids: list[str]) -> dict[str, Any]:
+        """The project, and those of `deliverable_ids` and `dependency_ids` that existed at `as_of`,
+        each as it stood then (the caller knows which belong to the project: the domain keeps no index).
+        Ordered by creation, then id, so the same moment always reads the same."""
+        from domain.dependency import Dependency
+
+        project = self.project_as_of(project_id, as_of)
+
+        def existing(ids: list[str], kind: type, what: str) -> list[Any]:
+            states = []
+            for record_id in ids:
+                uid = as_uuid(record_id, what)
+                try:
+                    states.append(self.aggregate_as_of(uid, as_of, kind, f"{what} {uid}").to_state())
+                except NotFound:
+                    continue  # created after as_of
+            return sorted(states, key=lambda s: (s.created_at, s.id))
+
+        return {"as_of": as_of, "project": project,
+                "deliverables": existing(deliverable_ids, Deliverable, "deliverable"),
+                "dependencies": existing(dependency_ids, Dependency, "dependency")}
+
+    def deliverable_timeline(self, deliverable_id: str | UUID, now: datetime) -> dict[str, Any]:
+        """The deliverable's life as intervals and points (domain/timeline.py), up to `now`."""
+        from domain import timeline
+
+        uid = as_uuid(deliverable_id, "deliverable")
+        events = list(self.events.get(uid))
+        if not events or not isinstance(events[0], Deliverable.Submitted):
+            raise NotFound(f"no deliverable {deliverable_id}")
+        return timeline.deliverable_timeline(events, now)
+
+    def dependency_timeline(self, dependency_id: str | UUID, now: datetime) -> dict[str, Any]:
+        """The dependency's life as intervals and points (domain/timeline.py), up to `now`."""
+        from domain import timeline
+        from domain.dependency import Dependency
+
+        uid = as_uuid(dependency_id, "dependency")
+        events = list(self.events.get(uid))
+        if not events or not isinstance(events[0], Dependency.Opened):
+            raise NotFound(f"no dependency {dependency_id}")
+        return timeline.dependency_timeline(events, now)
 
     # ---- plumbing -----------------------------------------------------------------------------
     def _get(self, uid: UUID, what: str, kind: type, read_only: bool = False) -> Any:
@@ -303,14 +380,7 @@ class Signoff(Application):
         uid = as_uuid(dependency_id, "dependency")
         if as_of is None:
             return self._get(uid, "dependency", Dependency).to_state()
-        aggregate = None
-        for stored in self.events.get(uid):
-            if event_time(stored) > as_of:
-                break
-            aggregate = stored.mutate(aggregate)
-        if not isinstance(aggregate, Dependency):
-            raise NotFound(f"dependency {dependency_id} did not exist at {as_of.isoformat()}")
-        return aggregate.to_state()
+        return self.aggregate_as_of(uid, as_of, Dependency, f"dependency {uid}").to_state()
 
     def dependency_history(self, dependency_id: str | UUID) -> list[dict[str, Any]]:
         from domain.dependency import Dependency

@@ -1,11 +1,12 @@
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 from pydantic import BaseModel
 
+from api.as_of import AsOf
 from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, caller_left, can_see, visible_project
@@ -29,6 +30,7 @@ from api.pagination import (
 )
 from api.problems import Problem, domain_problem
 from api.routers.policies import may_see
+from api.timeline_models import DeliverableTimeline
 from domain.commands import (
     ChainCommand,
     Decide,
@@ -191,13 +193,21 @@ async def list_deliverables(user: CurrentUser, services: Svc, project_id: str | 
 
 @router.get("/{deliverable_id}", response_model=DeliverableState, responses=problems(404, 422))
 async def get_deliverable(deliverable_id: DeliverableId, user: CurrentUser, services: Svc,
-                          as_of: Annotated[datetime | None, Query()] = None) -> DeliverableState:
-    """The deliverable as recorded in the event store, now or as it stood at `as_of`."""
+                          as_of: AsOf = None) -> DeliverableState:
+    """The deliverable as recorded in the event store, now or as it stood at `as_of` (with a time zone;
+    before it was submitted is a 404)."""
     await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
-    if as_of is not None and as_of.tzinfo is None:
-        raise Problem(422, "as_of needs a timezone, e.g. 2026-11-27T10:00:00Z", "validation-error",
-                      errors=[{"loc": ["query", "as_of"], "msg": "needs a timezone", "type": "timezone_aware"}])
     return await asyncio.to_thread(services.store.get_deliverable, deliverable_id, as_of)
+
+
+@router.get("/{deliverable_id}/timeline", response_model=DeliverableTimeline, responses=problems(404))
+async def deliverable_timeline(deliverable_id: DeliverableId, user: CurrentUser, services: Svc) -> dict[str, Any]:
+    """The deliverable's whole life, from its submission to now or its end: `intervals` of one state each
+    (status, open stage, revision, who it waited on), each starting where the last ended, and `points`
+    where something happened (decisions, revisions, reminders, escalations, SLA breaches...). Whoever may
+    GET the deliverable may read it (else 404)."""
+    await asyncio.to_thread(_visible_deliverable_project, services, user, deliverable_id)
+    return await asyncio.to_thread(services.store.deliverable_timeline, deliverable_id, datetime.now(UTC))
 
 
 @router.get("/{deliverable_id}/history", response_model=Page[HistoryEntry], responses=problems(404, 422))

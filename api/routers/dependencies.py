@@ -8,12 +8,13 @@ refuse it inside the watch: then the update's failure is in the history, and sti
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 from pydantic import BaseModel
 
+from api.as_of import AsOf
 from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, caller_left, visible_project
@@ -35,6 +36,7 @@ from api.pagination import (
     paginate,
 )
 from api.problems import Problem, domain_problem
+from api.timeline_models import DependencyTimeline
 from domain.dependency_commands import (
     Acknowledge,
     Cancel,
@@ -185,14 +187,21 @@ async def list_dependencies(user: CurrentUser, services: Svc, project_id: str | 
 
 @router.get("/{dependency_id}", response_model=DependencyState, responses=problems(404, 422))
 async def get_dependency(dependency_id: DependencyId, user: CurrentUser, services: Svc,
-                         as_of: Annotated[datetime | None, Query()] = None) -> Any:
+                         as_of: AsOf = None) -> Any:
     """The dependency as recorded in the event store, now or as it stood at `as_of` (with a time zone;
     before it was opened is a 404)."""
     await asyncio.to_thread(_visible, services, user, dependency_id)
-    if as_of is not None and as_of.tzinfo is None:
-        raise Problem(422, "as_of needs a timezone, e.g. 2026-11-27T10:00:00Z", "validation-error",
-                      errors=[{"loc": ["query", "as_of"], "msg": "needs a timezone", "type": "timezone_aware"}])
     return await asyncio.to_thread(services.store.get_dependency, dependency_id, as_of)
+
+
+@router.get("/{dependency_id}/timeline", response_model=DependencyTimeline, responses=problems(404))
+async def dependency_timeline(dependency_id: DependencyId, user: CurrentUser, services: Svc) -> dict[str, Any]:
+    """The dependency's whole life, from its opening to now or its resolution or cancellation: `intervals`
+    of one state each (status, stalled and how far it escalated, overdue, its owner, whom it waited on),
+    each starting where the last ended, and `points` where something happened (acknowledgement,
+    progress, reminders, stalls, escalations...). Whoever may GET the dependency may read it (else 404)."""
+    await asyncio.to_thread(_visible, services, user, dependency_id)
+    return await asyncio.to_thread(services.store.dependency_timeline, dependency_id, datetime.now(UTC))
 
 
 @router.get("/{dependency_id}/history", response_model=Page[DependencyHistoryEntry], responses=problems(404, 422))

@@ -1,9 +1,11 @@
 import asyncio
 import functools
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from api.as_of import AsOf
 from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin
@@ -37,11 +39,27 @@ async def put_policy(name: PolicyName, body: PolicySpec, user: CurrentUser, serv
 
 @router.get("/{name}", response_model=PolicyOut, responses=problems(404, 422))
 async def get_policy(name: PolicyName, user: CurrentUser, services: Svc,
-                     version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
-    """The latest version of the policy, or the one asked for. A version that names approvers by user
-    id is shown only to pmo, admin and members of projects with a deliverable under the policy;
-    to anyone else it is a 404, as for a policy that does not exist."""
+                     version: Annotated[int | None, Query(ge=1)] = None, as_of: AsOf = None) -> dict[str, Any]:
+    """The latest version of the policy, or the one asked for. With `as_of` (a time zone), as the policy
+    stood then: the version that was the latest at that moment (or `version`, if it had been published
+    by then), `latest_version` then too; before its first version is a 404. A version that names
+    approvers by user id is shown only to pmo, admin and members of projects with a deliverable under
+    the policy; to anyone else it is a 404, as for a policy that does not exist."""
+    if as_of is not None:
+        return await asyncio.to_thread(_visible_policy_then, services, user, name, version, as_of)
     return await asyncio.to_thread(_visible_policy, services, user, name, version)
+
+
+def _visible_policy_then(services: Services, user: Principal, name: str, version: int | None,
+                         as_of: datetime) -> dict[str, Any]:
+    """The policy as of `as_of`: a 404 exactly where GET of the latest version is one (so a moment
+    before the policy existed says so only to who may know it exists), and where the version shown,
+    by naming approvers by user id, is hidden from the caller as `?version=` would hide it."""
+    _visible_policy(services, user, name, None)
+    policy = services.store.get_policy(name, version, as_of)
+    if not may_see(services, user, name, policy):
+        raise NotFound(f"no policy {name!r}")
+    return policy
 
 
 @router.get("/{name}/history", response_model=Page[PolicyHistoryEntry], responses=problems(404, 422))

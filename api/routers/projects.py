@@ -2,11 +2,13 @@ import asyncio
 import functools
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Response, status
 
+from api.as_of import AsOf
 from api.auth import Principal
 from api.contract import problems
 from api.deps import CurrentUser, Services, Svc, require_pmo_or_admin, visible_project
@@ -21,6 +23,7 @@ from api.models import (
     WebhookSecret,
 )
 from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, ascending, paginate
+from api.timeline_models import ProjectSnapshot
 from domain.errors import Invalid
 from domain.project import Project
 from domain.webhooks import check_url, derive_secret
@@ -80,11 +83,48 @@ async def list_projects(user: CurrentUser, services: Svc, limit: Limit = DEFAULT
     return paginate(rows, limit, cursor, lambda p: [p["created_at"], p["id"]], ascending, "projects")
 
 
-@router.get("/{project_id}", response_model=ProjectPublic, responses=problems(404))
+@router.get("/{project_id}", response_model=ProjectPublic, responses=problems(404, 422))
 async def get_project(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})], user: CurrentUser,
-                      services: Svc) -> ProjectPublic:
-    """One project, if the caller may see it."""
-    return public(await asyncio.to_thread(visible_project, services, user, project_id), user)
+                      services: Svc, as_of: AsOf = None) -> ProjectPublic:
+    """One project, if the caller may see it: now, or as it stood at `as_of` (with a time zone; before it
+    was created is a 404). Who may see it, and whether webhook urls show whole, is decided by the
+    project as it is now: a former member reads none of its past."""
+    project = await asyncio.to_thread(visible_project, services, user, project_id)
+    if as_of is None:
+        return public(project, user)
+    then = await asyncio.to_thread(services.store.project_as_of, project.id, as_of)
+    return _public_then(then, project, user)
+
+
+def _public_then(then: Project, now: Project, user: Principal) -> ProjectPublic:
+    """The project as it stood then, its webhook urls shown as `user` may see them now."""
+    summary = project_summary(then)
+    if not (user.is_pmo_or_admin or "pmo" in now.roles_of(user.user)):  # as `shown_to`, on today's members
+        summary = {**summary, "webhooks": [{**w, "url": masked(w["url"])} for w in summary["webhooks"]]}
+    return ProjectPublic(**summary)
+
+
+@router.get("/{project_id}/snapshot", response_model=ProjectSnapshot, responses=problems(404, 422))
+async def project_snapshot(project_id: Annotated[str, Path(json_schema_extra={"format": "uuid"})],
+                           user: CurrentUser, services: Svc, as_of: AsOf = None) -> ProjectSnapshot:
+    """The whole project at a moment (`as_of`, with a time zone; none: now): the project, its deliverables
+    submitted by then and the dependencies it requested or provides opened by then, each as it stood
+    then. Whoever may GET the project may read it (else 404); before the project was created is a 404."""
+    project = await asyncio.to_thread(visible_project, services, user, project_id)
+    moment = as_of or datetime.now(UTC)
+    snapshot = await asyncio.to_thread(_snapshot, services, str(project.id), moment)
+    return ProjectSnapshot(as_of=moment, project=_public_then(snapshot["project"], project, user),
+                           deliverables=snapshot["deliverables"], dependencies=snapshot["dependencies"])
+
+
+def _snapshot(services: Services, project_id: str, moment: datetime) -> dict[str, Any]:
+    # Which records are the project's comes from the list views (the domain keeps no index); those
+    # created after the moment are left out here already, so only the rest are read from the store.
+    deliverables = [d["id"] for d in services.views.deliverables([project_id])
+                    if datetime.fromisoformat(d["created_at"]) <= moment]
+    dependencies = [d["id"] for d in services.views.dependencies([project_id])
+                    if datetime.fromisoformat(d["created_at"]) <= moment]
+    return services.store.project_snapshot(project_id, moment, deliverables, dependencies)
 
 
 @router.get("/{project_id}/history", response_model=Page[ProjectHistoryEntry], responses=problems(404, 422))
