@@ -21,6 +21,7 @@ from api.routers import (
     inbox,
     policies,
     projects,
+    retrospectives,
 )
 from config.settings import Settings
 from store.events import open_application
@@ -53,8 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
     contract.install(app)
     docs.install(app)
     app.state.metrics = measured = metrics.Metrics()
-    for module in (projects, deliveries, policies, deliverables, dependencies, inbox, calendar, audit, health,
-                   metrics):
+    for module in (projects, deliveries, policies, deliverables, dependencies, inbox, calendar, audit, retrospectives,
+                   health, metrics):
         app.include_router(module.router)
     payload_codec = codec_from(settings)
     if payload_codec is not None:  # the codec endpoint exists only where payloads are encrypted

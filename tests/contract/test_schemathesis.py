@@ -65,8 +65,9 @@ def sayable(case) -> bool:  # noqa: ANN001
     descriptions and have tests of their own (tests/unit/test_rules.py, test_deliverable.py,
     test_stage_calendar.py); the fuzzer's bodies that break them are not sent, so the checks judge the rest."""
     body = case.body if isinstance(case.body, dict) else {}
+    changes = body.get("changes") if isinstance(body.get("changes"), dict) else {}  # a what-if's calendar
     return (_unique(body.get("stages"), "name") and _unique(body.get("members"), "user")
-            and _known_calendar(body.get("calendar")))
+            and _known_calendar(body.get("calendar")) and _known_calendar(changes.get("calendar")))
 EXAMPLES = 25  # per operation and user; derandomized, so CI sends the same requests every run
 
 
