@@ -1,5 +1,5 @@
-"""The `signoff` command: `dev` (the whole embedded stack), `api`, `worker`, `projector`, `audit`, `token`
-and `replay`.
+"""The `signoff` command: `dev` (the whole embedded stack), `api`, `worker`, `projector`, `audit`, `retro`,
+`token` and `replay`.
 
 Every option overrides the matching `Settings` field; everything else comes from `SIGNOFF_*`.
 """
@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
                             "service")
     check.add_argument("--public-key", metavar="KEY", help="the audit public key (base64) or a file holding it")
     audit_commands.add_parser("public-key", help="print the audit key's public half (making the key if missing)")
+
+    retro = commands.add_parser("retro", help="write a project's retrospective as one self-contained HTML file")
+    retro.add_argument("project", metavar="PROJECT", help="the project's id or exact name")
+    retro.add_argument("--since", type=_moment, metavar="ISO-8601", help="deliverables submitted from then on")
+    retro.add_argument("--until", type=_moment, metavar="ISO-8601", help="…and before then (default: now)")
+    retro.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write the HTML")
     return parser
 
 
@@ -244,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.audit_command == "verify":
             return audit_cli.verify(settings, args.file, args.public_key)
         return audit_cli.print_public_key(settings)
+    if args.command == "retro":
+        from workers.retro_cli import write_report
+
+        return write_report(settings, args.project, args.since, args.until, args.out)
     if args.command == "dev":
         from workers.devstack import run_devstack
 
