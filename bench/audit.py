@@ -9,10 +9,15 @@ For each store (a SQLite file in a temp dir, then a fresh schema of the PostgreS
    withdrawals), escalated, reminded; dependencies opened, stalled, escalated, acknowledged,
    progressed, resolved or cancelled; a few charter changes. Many lives run side by side, so their
    events interleave in the log as they would in production, and the touched aggregates are saved
-   together, about a thousand events per `app.save(*aggregates)`. Printed: events/s.
+   together, about 1,400 events per `app.save(*aggregates)`. Printed: events/s.
 2. the decoded read of the whole notification log (select_notifications in batches of 1000, each
    mapped to its domain event): the ceiling of any projector.
-See bench/README.md.
+3. the projector's catch-up from zero (`workers.projector.open_projector(url, key).catch_up()`): rows/s.
+4. five filtered queries through HTTP against `signoff api` in its own process (uvicorn, a pmo token):
+   by actor, by project + action prefix, by subject, by time window, a page 50 pages deep; p50/p95
+   of 50 runs each. On PostgreSQL again after VACUUM ANALYZE of the view.
+5. verify (`workers.audit_verify.verify_store`): the chain recomputed from the store, compared with the view.
+No timing fails the run. See bench/README.md.
 """
 
 import argparse
