@@ -1,6 +1,7 @@
 """ISO 8601 durations (`PT4H`, `P2D`) as exact time spans, at most five years long."""
 
 from datetime import timedelta
+from functools import lru_cache
 
 import isodate
 
@@ -11,6 +12,14 @@ from domain.errors import Invalid
 def parse_duration(text: str) -> timedelta:
     if not isinstance(text, str) or len(text) > MAX_DURATION_CHARS:  # isodate need not parse megabytes
         raise Invalid(f"a duration is at most {MAX_DURATION_CHARS} characters, such as PT4H or P2D")
+    return _parsed(text)
+
+
+# Policies name a handful of durations and every stage opening counts them again (a what-if over
+# 10,000 deliverables, thousands of times): isodate's parse is the slow part, its answer immutable.
+# A refused text raises each time (exceptions are not kept).
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> timedelta:
     try:
         value = isodate.parse_duration(text)
     except (isodate.ISO8601Error, ValueError, TypeError, OverflowError, ArithmeticError) as exc:
