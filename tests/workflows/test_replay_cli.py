@@ -1,5 +1,6 @@
 """`signoff replay` (workers/replay.py): histories fetched from the real dev server, replayed on this
-code; and a reordering without `workflow.patched` is caught while the patched one passes."""
+code; and a reordering without `workflow.patched` is caught while the patched one passes, on a probe
+workflow and on the approval chain itself."""
 
 import asyncio
 import io
@@ -16,11 +17,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from config.settings import Settings
-from domain.commands import Decide, SubmitRevision
+from domain.commands import Decide, FireDeadline, SubmitRevision
 from tests.builders import revision
 from tests.workflows.record_histories import SPEC
 from workers import replay
+from domain.deliverable_state import ChainView
+from workflows.activities import ChainActivities
 from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.messages import ChainInput
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -217,3 +221,63 @@ def test_a_checked_in_history_has_an_escalation_a_request_for_changes_and_a_revi
     history = WorkflowHistory.from_json("recorded-chain", path.read_text())
     data = b" ".join(p.data for event in history.events for p in payloads_in(event))
     assert b'"escalation_level":1' in data and b'"verdict":"request_changes"' in data and b'"revision":2' in data
+
+
+# The approval chain itself, reordered: a deadline is recorded as soon as it is the next one and only
+# then waited for, where the chain waits for it first (two steps swapped: a change a reviewer could
+# let through, and one that breaks every running chain without a patch).
+async def record_then_wait(chain: ApprovalChainWorkflow, view: ChainView) -> None:
+    deadline = view.next_deadline(frozenset(chain.fired))
+    if deadline is None or view.stage is None:
+        await workflow.wait_condition(lambda: chain.view is None or chain.view.version != view.version)
+        return
+    async with chain.lock:
+        command_id = view.deadline_id(deadline)
+        chain.fired.add(command_id)
+        await chain._record(ChainActivities.record_deadline, FireDeadline(
+            stage_index=view.stage.index, opened_at=view.stage.opened_at.isoformat(), kind=deadline.kind,
+            level=deadline.level), command_id)
+    wait = (deadline.due_at - workflow.now()).total_seconds()
+    if wait > 0:
+        try:
+            await workflow.wait_condition(lambda: chain.view is None or chain.view.version != view.version,
+                                          timeout=wait)
+        except asyncio.TimeoutError:
+            pass
+
+
+@workflow.defn(name="ApprovalChainWorkflow")
+class ChainRecordsThenWaits(ApprovalChainWorkflow):
+    @workflow.run
+    async def run(self, input: ChainInput) -> ChainView | None:
+        return await super().run(input)
+
+    async def _wait_for_change_or_deadline(self, view: ChainView) -> None:
+        await record_then_wait(self, view)
+
+
+@workflow.defn(name="ApprovalChainWorkflow")
+class ChainRecordsThenWaitsPatched(ApprovalChainWorkflow):
+    @workflow.run
+    async def run(self, input: ChainInput) -> ChainView | None:
+        return await super().run(input)
+
+    async def _wait_for_change_or_deadline(self, view: ChainView) -> None:
+        if workflow.patched("record-then-wait"):
+            await record_then_wait(self, view)
+        else:  # histories made before the change keep their order
+            await super()._wait_for_change_or_deadline(view)
+
+
+async def test_the_chain_reordered_without_a_patch_fails_replay_and_with_one_passes(chains):
+    workflow_id = await run_chain_with_escalation_and_revision(chains)
+    client = chains.client
+    [unpatched] = await replay.replay(client, pydantic_data_converter, workflow_ids=[workflow_id],
+                                      workflows=[ChainRecordsThenWaits])
+    assert unpatched.failure is not None and unpatched.failure.startswith("[TMPRL1100] Nondeterminism error")
+    out = io.StringIO()
+    assert replay.report([unpatched], out) == 1
+    assert out.getvalue().startswith(f"NONDETERMINISTIC {workflow_id} ")
+    [patched] = await replay.replay(client, pydantic_data_converter, workflow_ids=[workflow_id],
+                                    workflows=[ChainRecordsThenWaitsPatched])
+    assert patched.failure is None
