@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio import activity, workflow
@@ -18,10 +18,10 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from config.settings import Settings
 from domain.commands import Decide, FireDeadline, SubmitRevision
+from domain.deliverable_state import ChainView
 from tests.builders import revision
 from tests.workflows.record_histories import SPEC
 from workers import replay
-from domain.deliverable_state import ChainView
 from workflows.activities import ChainActivities
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ChainInput
@@ -49,7 +49,7 @@ async def run_chain_with_escalation_and_revision(chains) -> str:
 
 
 async def test_a_finished_chain_replays_ok_by_id_by_query_and_through_the_cli(chains):
-    started = datetime.now(timezone.utc) - timedelta(seconds=1)
+    started = datetime.now(UTC) - timedelta(seconds=1)
     workflow_id = await run_chain_with_escalation_and_revision(chains)
     client = chains.client
     run_id = (await client.get_workflow_handle(workflow_id).describe()).run_id
@@ -70,7 +70,7 @@ async def test_a_finished_chain_replays_ok_by_id_by_query_and_through_the_cli(ch
             break
         await asyncio.sleep(0.2)
     assert listed == [replay.Outcome(workflow_id, run_id)]
-    assert await replay.replay(client, pydantic_data_converter, since=datetime.now(timezone.utc) + timedelta(days=1)) == []
+    assert await replay.replay(client, pydantic_data_converter, since=datetime.now(UTC) + timedelta(days=1)) == []
     # Without --since or --query: the running ones (this chain has finished), a query the server takes.
     # The dev server is shared by the whole session, so other tests' running workflows (some with
     # encrypted payloads this converter cannot read) may be listed too: only ours is asserted.
@@ -180,7 +180,7 @@ def test_the_visibility_query_names_the_worker_types_and_defaults_to_running_one
     since = replay.parse_since("2026-11-01T10:00:00+01:00")
     assert replay.visibility_query([ProbeA], since, "ProjectId='p'") == (
         "WorkflowType IN ('ReplayProbe') AND StartTime > '2026-11-01T09:00:00.000000Z' AND (ProjectId='p')")
-    assert replay.parse_since("2026-11-01T10:00:00") == datetime(2026, 11, 1, 10, tzinfo=timezone.utc)
+    assert replay.parse_since("2026-11-01T10:00:00") == datetime(2026, 11, 1, 10, tzinfo=UTC)
 
 
 async def test_encrypted_histories_replay_with_the_configured_key(temporal_env, sqlite_app):
@@ -242,7 +242,7 @@ async def record_then_wait(chain: ApprovalChainWorkflow, view: ChainView) -> Non
         try:
             await workflow.wait_condition(lambda: chain.view is None or chain.view.version != view.version,
                                           timeout=wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 
