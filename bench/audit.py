@@ -429,6 +429,8 @@ class Query:
     latencies: list[float] = field(default_factory=list)
     items: list[int] = field(default_factory=list)
     api_cpu: float = 0.0  # seconds of the API process's CPU while this query's runs were timed
+    user: str | None = None  # a member asking (rows of their projects only); None: pmo
+    warm: float = 0.0  # seconds the untimed first request took
 
 
 def start_api(url: str, tmp: Path, extra: dict[str, str]) -> tuple[subprocess.Popen, int]:
@@ -453,15 +455,16 @@ def start_api(url: str, tmp: Path, extra: dict[str, str]) -> tuple[subprocess.Po
         time.sleep(0.1)
 
 
-def get(http: httpx.Client, params: dict[str, str]) -> dict[str, Any]:
-    r = http.get("/api/audit", params=params)
+def get(http: httpx.Client, params: dict[str, str], user: str | None = None) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {mint_token(JWT_SECRET, user, [])}"} if user else None
+    r = http.get("/api/audit", params=params, headers=headers)
     if r.status_code != 200:
         raise RuntimeError(f"GET /api/audit {params}: {r.status_code} {r.text[:300]}")
     return r.json()
 
 
 def queries(http: httpx.Client, rng: random.Random) -> list[Query]:
-    """The five queries, their filters taken from the trail itself (untimed reads)."""
+    """The five queries (pmo), their filters taken from the trail itself (untimed reads), and two of a member."""
     newest = get(http, {"limit": "1000"})["items"]
     oldest = get(http, {"order": "asc", "limit": "1"})["items"][0]
     actors = Counter(row["actor"] for row in newest if row["actor"] != "signoff")
@@ -489,6 +492,9 @@ def queries(http: httpx.Client, rng: random.Random) -> list[Query]:
         Query("by subject", [{"subject_id": subjects[i % len(subjects)]} for i in range(RUNS)]),
         Query("by time window (1%)", [window() for _ in range(RUNS)]),
         Query(f"deep cursor page ({DEEP} pages in)", [deep] * RUNS),
+        # The busiest user as a member (about a fifth of the projects at the defaults): scoped to them.
+        Query("member: no filter (scoped)", [{}] * RUNS, user=top[0]),
+        Query("member: action prefix escalation", [{"action": "escalation"}] * RUNS, user=top[0]),
     ]
 
 
@@ -496,14 +502,16 @@ def time_queries(port: int, api: subprocess.Popen, rng: random.Random) -> list[Q
     """Each query RUNS times, one request at a time, after one untimed request each, and the API's CPU meanwhile."""
     token = mint_token(JWT_SECRET, "paula", ["pmo"])
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
-                      timeout=60) as http:
+                      timeout=1800) as http:
         chosen = queries(http, rng)
         for query in chosen:
-            get(http, query.params[0])  # warm
+            started = time.perf_counter()
+            get(http, query.params[0], query.user)  # warm
+            query.warm = time.perf_counter() - started
             cpu_before = cpu_seconds(api.pid)
             for params in query.params:
                 started = time.perf_counter()
-                body = get(http, params)
+                body = get(http, params, query.user)
                 query.latencies.append(time.perf_counter() - started)
                 query.items.append(len(body["items"]))
             query.api_cpu = cpu_seconds(api.pid) - cpu_before
@@ -602,9 +610,13 @@ def report_queries(kind: str, measured: list[Query], when: str) -> None:
         print(f"  {q.name:34}{percentile(q.latencies, 0.5) * 1000:>9.1f}{percentile(q.latencies, 0.95) * 1000:>9.1f}"
               f"{max(q.latencies) * 1000:>9.1f}{sum(q.items) / len(q.items):>7.0f}"
               f"{q.api_cpu * 1000 / len(q.latencies):>12.1f}")
-    worst = max(percentile(q.latencies, 0.95) for q in measured)
-    print(f"  worst p95 {worst * 1000:.1f} ms (goal < 20 ms); rows: the mean returned; API CPU: per request, "
-          "the API process's user + system time")
+    worst = max(percentile(q.latencies, 0.95) for q in measured if q.user is None)
+    print(f"  worst p95 of the five {worst * 1000:.1f} ms (goal < 20 ms); rows: the mean returned; API CPU: per "
+          "request, the API process's user + system time")
+    for q in measured:
+        if q.warm > 1:
+            print(f"  the first (untimed) request of {q.name!r} took {q.warm:.1f} s: a member's scope comes from the "
+                  "API's list views, which caught up over the whole log then (the bench loads behind the API's back)")
 
 
 def vacuum_analyze(url: str) -> float:
