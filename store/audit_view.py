@@ -6,6 +6,7 @@ SQLite: a file of its own beside the event store (`<events>.audit.sqlite`), so r
 never queue behind event writes. PostgreSQL: tables in the event store's schema.
 """
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -168,16 +169,75 @@ class AuditRows:
     def page(self, where: AuditFilter, scope: Scope | None, after_seq: int | None, limit: int,
              ascending: bool) -> list[tuple[int, str]]:
         """Up to `limit` rows (seq, JSON) matching `where` among those `scope` allows (None: all),
-        after `after_seq` in the order asked."""
-        clauses, params = self._where(where, scope)
-        if after_seq is not None:
-            clauses.append("seq > ?" if ascending else "seq < ?")
-            params.append(after_seq)
-        sql = (f"SELECT seq, body FROM {{p}}signoff_audit WHERE {' AND '.join(clauses) or '1 = 1'} "
-               f"ORDER BY seq {'ASC' if ascending else 'DESC'} LIMIT ?")
+        after `after_seq` in the order asked.
+
+        Each project asked about is read on its own, through its `(project_id, seq)` and
+        `(other_project_id, seq)` indexes in seq order, and the branches merged here: an OR of the two
+        columns (or of several projects) makes the databases gather and sort every row of the projects
+        before the first one is returned."""
+        common, params = self._filters(where)
         with self.datastore.transaction(commit=False) as cur:  # type: ignore[attr-defined]
-            cur.execute(self._sql(sql), (*params, limit))
-            return [(int(seq), body) for seq, body in self._tuples(cur)]
+            bounds = self._seq_bounds(cur, where)
+            if bounds is None:
+                return []
+            if bounds != (None, None):
+                common.append("seq BETWEEN ? AND ?")
+                params.extend(bounds)
+            if after_seq is not None:
+                common.append("seq > ?" if ascending else "seq < ?")
+                params.append(after_seq)
+            order = "ASC" if ascending else "DESC"
+            found: list[list[tuple[int, str]]] = []
+            for branch, branch_params in self._branches(where, scope):
+                clauses = " AND ".join([*branch, *common]) or "1 = 1"
+                cur.execute(self._sql(f"SELECT seq, body FROM {{p}}signoff_audit WHERE {clauses} ORDER BY seq {order} "
+                                      "LIMIT ?"), (*branch_params, *params, limit))
+                found.append([(int(seq), body) for seq, body in self._tuples(cur)])
+        if len(found) == 1:
+            return found[0]
+        merged, seen = [], set()
+        for seq, body in heapq.merge(*found, key=lambda row: row[0], reverse=not ascending):
+            if seq not in seen:  # a dependency between two of the projects asked about is in both branches
+                seen.add(seq)
+                merged.append((seq, body))
+                if len(merged) == limit:
+                    break
+        return merged
+
+    def _seq_bounds(self, cur: Any, where: AuditFilter) -> tuple[int | None, int | None] | None:
+        """The first and last seq of the rows in the time window (None: no row in it; (None, None): no
+        window). Rows follow the log, so a window is nearly one run of seqs: reading that run in seq
+        order beats gathering the window's rows and sorting them."""
+        if where.since is None and where.until is None:
+            return None, None
+        clauses, params = [], []
+        if where.since is not None:
+            clauses.append("at >= ?")
+            params.append(sortable_time(where.since))
+        if where.until is not None:
+            clauses.append("at < ?")
+            params.append(sortable_time(where.until))
+        cur.execute(self._sql(f"SELECT MIN(seq), MAX(seq) FROM {{p}}signoff_audit WHERE {' AND '.join(clauses)}"),
+                    params)
+        low, high = self._tuples(cur)[0]
+        return None if low is None else (int(low), int(high))
+
+    @staticmethod
+    def _branches(where: AuditFilter, scope: Scope | None) -> list[tuple[list[str], list[Any]]]:
+        """One (clauses, params) per index range to read: the whole trail, or each project's rows (its own
+        and the dependencies it provides). A member's rows never include global rows, and a project's
+        deliveries only where they may read them."""
+        if scope is None and where.project_id is None:
+            return [([], [])]
+        projects = [where.project_id] if where.project_id is not None else list(scope.projects if scope else [])
+        if scope is not None:
+            projects = [p for p in projects if p in scope.projects]
+        branches = []
+        for project in dict.fromkeys(projects):
+            hidden = [] if scope is None or project in scope.deliveries_of else ["subject_kind <> 'delivery'"]
+            branches.append((["project_id = ?", *hidden], [project]))
+            branches.append((["other_project_id = ?", *hidden], [project]))
+        return branches or [(["1 = 0"], [])]
 
     def stream(self, where: AuditFilter, scope: Scope | None, ascending: bool) -> Iterator[tuple[int, str]]:
         """Every matching row's seq and JSON, a chunk at a time (keyset reads: constant memory)."""
@@ -196,22 +256,11 @@ class AuditRows:
                                   "LIMIT ?"), (seq, limit))
             return [(int(s), int(p), b) for s, p, b in self._tuples(cur)]
 
-    def _where(self, where: AuditFilter, scope: Scope | None) -> tuple[list[str], list[Any]]:
+    @staticmethod
+    def _filters(where: AuditFilter) -> tuple[list[str], list[Any]]:
+        """The filters every branch shares (the time window is applied as `at` and as its seq run)."""
         clauses: list[str] = []
         params: list[Any] = []
-        if scope is not None:  # a member: rows of their projects only, never global rows
-            if not scope.projects:
-                return ["1 = 0"], []
-            marks = ", ".join("?" for _ in scope.projects)
-            visible = f"(project_id IN ({marks}) OR other_project_id IN ({marks})) AND subject_kind <> 'delivery'"
-            params += [*scope.projects, *scope.projects]
-            if scope.deliveries_of:
-                visible = f"({visible}) OR project_id IN ({', '.join('?' for _ in scope.deliveries_of)})"
-                params += list(scope.deliveries_of)
-            clauses.append(f"({visible})")
-        if where.project_id is not None:
-            clauses.append("(project_id = ? OR other_project_id = ?)")
-            params += [where.project_id, where.project_id]
         for column, value in (("actor", where.actor), ("subject_id", where.subject_id),
                               ("subject_kind", where.subject_kind)):
             if value is not None:

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,10 +81,10 @@ class AuditProjection(Projection[AuditRows]):
         self.position = read_to = events[-1].position
         return rows, lambda: self.view.append(rows, subjects, read_from, read_to)
 
-    def written(self, write: Callable[[], None] | Future[None]) -> None:
-        """Wait for a write `prepare` gave; on its failure, forget the chain (read it back from the view)."""
+    def written(self, write: Callable[[], None]) -> None:
+        """Do a write `prepare` gave; on its failure, forget the chain (read it back from the view)."""
         try:
-            write.result() if isinstance(write, Future) else write()
+            write()
         except BaseException:
             self.chain = None
             raise
@@ -116,43 +115,34 @@ class Projector:
 
     def catch_up(self, batches: int | None = None, checkpoint: bool = True) -> int:
         """Project everything recorded so far (or so many batches); answer how many events were read.
-
-        Two stages: while one batch's rows are written and committed (SQLite and psycopg let go of the
-        GIL meanwhile), the next batch is read and made into rows."""
+        (Committing one batch while the next is made was tried: no faster, as the writes hold the GIL.)"""
         read = 0
-        with ThreadPoolExecutor(1, thread_name_prefix="audit-writer") as writer:
-            pending: tuple[Future[None], list[dict[str, Any]]] | None = None
-            try:
-                while batches is None or batches > 0:
-                    self.projection._chain()
-                    position = self.projection.position
-                    notifications = self.app.recorder.select_notifications(start=position, limit=self.batch,
-                                                                           inclusive_of_start=position is None)
-                    if not notifications:
-                        break
-                    rows, write = self.projection.prepare([facts_of(self.app, n) for n in notifications])
-                    if pending is not None:
-                        self._finish(*pending)
-                    pending = (writer.submit(write), rows)
-                    read += len(notifications)
-                    batches = None if batches is None else batches - 1
-                if pending is not None:
-                    self._finish(*pending)
-                # Only now, with no write pending, may subjects be read back from the view.
-                chain = self.projection.chain
-                if chain is not None and len(chain.subjects) > MAX_SUBJECTS:
-                    chain.subjects.clear()
-            except Stale:
-                log.info("another projector moved the audit view on; reading where it stands")
-                return read + self.catch_up(batches, checkpoint)
-            except BaseException:
-                self.projection.reset()
-                raise
+        try:
+            while batches is None or batches > 0:
+                self.projection._chain()
+                position = self.projection.position
+                notifications = self.app.recorder.select_notifications(start=position, limit=self.batch,
+                                                                       inclusive_of_start=position is None)
+                if not notifications:
+                    break
+                rows, write = self.projection.prepare([facts_of(self.app, n) for n in notifications])
+                self._finish(write, rows)
+                read += len(notifications)
+                batches = None if batches is None else batches - 1
+            chain = self.projection.chain
+            if chain is not None and len(chain.subjects) > MAX_SUBJECTS:
+                chain.subjects.clear()  # read back from the view as needed
+        except Stale:
+            log.info("another projector moved the audit view on; reading where it stands")
+            return read + self.catch_up(batches, checkpoint)
+        except BaseException:
+            self.projection.reset()
+            raise
         if checkpoint:
             self.checkpoint()
         return read
 
-    def _finish(self, write: Future[None], rows: list[dict[str, Any]]) -> None:
+    def _finish(self, write: Callable[[], None], rows: list[dict[str, Any]]) -> None:
         self.projection.written(write)
         strip(rows)
         if self.key is not None:  # every so many rows: a checkpoint at each row that completes the count
