@@ -45,7 +45,7 @@ def run_projector(settings: Settings, rebuild: bool = False) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    projector.run(stop)
+    projector.run(stop, also=(ReadModel(projector.app, settings.event_store_url()).catch_up,))
     return 0
 
 

@@ -174,10 +174,16 @@ class Projector:
         self.projection.reset()
         return self.catch_up()
 
-    def run(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
+    def run(self, stop: threading.Event, poll_seconds: float = 0.2,
+            also: tuple[Callable[[], int], ...] = ()) -> None:
+        """Follow the log until `stop`; `also` are other catch-ups to keep going beside it (the list views),
+        so that readers find them caught up rather than paying for it in a request."""
         while not stop.is_set():
             try:
-                if not self.catch_up():
+                read = self.catch_up()
+                for follower in also:
+                    read += follower()
+                if not read:
                     stop.wait(poll_seconds)
             except Exception:
                 log.exception("the projector could not read or write; trying again")
