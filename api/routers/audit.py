@@ -67,7 +67,8 @@ def _scope(services: Services, user: Principal) -> Scope | None:
                      m["user"] == user.user and DELIVERIES_ROLE in m["roles"] for m in p["members"])))
 
 
-def _ready(services: Services) -> None:
+def ready(services: Services) -> None:
+    """Wait for the projector to reach what the store holds now (read-your-writes), else 503."""
     if not wait_for_view(services.store, services.audit, services.settings.audit_wait_seconds):
         raise Problem(503, "the audit projector has not caught up with the event store; try again shortly "
                            "(is `signoff projector` running?)", "unavailable", headers={"Retry-After": "5"})
@@ -122,7 +123,7 @@ async def audit_rows(user: CurrentUser, services: Svc, actor: Text = None, proje
     limit = max(1, min(limit, MAX_LIMIT))
 
     def read() -> bytes:
-        _ready(services)
+        ready(services)
         page = services.audit.page(where, _scope(services, user), after, limit + 1, ascending)
         more = len(page) > limit
         page = page[:limit]
@@ -146,7 +147,7 @@ async def audit_export(user: CurrentUser, services: Svc, format: Literal["csv", 
     `{"checkpoint": …}` lines (an unfiltered export is what `signoff audit verify --file` checks).
     `csv`: one row per line; cells a spreadsheet would run as a formula begin with an apostrophe."""
     where = _filter(actor, project_id, subject_id, subject_kind, action, since, until)
-    await asyncio.to_thread(_ready, services)
+    await asyncio.to_thread(ready, services)
     scope = await asyncio.to_thread(_scope, services, user)
     lines = (jsonl_lines if format == "jsonl" else csv_lines)(services.audit, where, scope, order == "asc")
     name = f"signoff-audit.{format}"
@@ -196,7 +197,7 @@ async def audit_verify(user: CurrentUser, services: Svc) -> dict[str, Any]:
     require_pmo_or_admin(user)
 
     def check() -> dict[str, Any]:
-        _ready(services)
+        ready(services)
         return verify_store(services.store, services.audit, public_key_for(services.settings)).to_json()
 
     return await asyncio.to_thread(check)

@@ -23,11 +23,11 @@ from api.retro_models import (
     WhatIfRequest,
 )
 from api.retro_rows import cache_for, no_collection
+from api.routers.audit import ready
 from api.routers.policies import _visible_policy
 from domain.retrospective import Case, fact_of, retrospective
 from domain.what_if import Changes, members_over_time, what_if
 from store.audit_view import AuditFilter
-from workers.projector import wait_for_view
 
 router = APIRouter(prefix="/api/retrospectives", tags=["retrospectives"], responses=problems(401, 503))
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -52,12 +52,6 @@ def _clamped(moment: datetime) -> datetime:
     return EPOCH + timedelta(seconds=min(max(seconds, FIRST), LAST))
 
 
-def _ready(services: Services) -> None:
-    if not wait_for_view(services.store, services.audit, services.settings.audit_wait_seconds):
-        raise Problem(503, "the audit projector has not caught up with the event store; try again shortly "
-                           "(is `signoff projector` running?)", "unavailable", headers={"Retry-After": "5"})
-
-
 def _cases(services: Services, project_id: str | None, since: float | None, until: float) -> list[Case]:
     """The deliverables and dependencies of the project (None: every project) made in the window."""
     return cache_for(services.audit).cases(project_id, since, until)
@@ -72,7 +66,7 @@ async def project_retrospective(project_id: ProjectId, user: CurrentUser, servic
 
     def compute() -> bytes:
         visible_project(services, user, project_id)
-        _ready(services)
+        ready(services)
         with no_collection():
             return orjson.dumps(retrospective(_cases(services, project_id, start, stop), start, stop))
 
@@ -87,7 +81,7 @@ async def portfolio_retrospective(user: CurrentUser, services: Svc, since: datet
     start, stop = _window(since, until)
 
     def compute() -> bytes:
-        _ready(services)
+        ready(services)
         with no_collection():
             cases = _cases(services, None, start, stop)
             figures = retrospective(cases, start, stop)
@@ -110,7 +104,7 @@ async def project_what_if(project_id: ProjectId, body: WhatIfRequest, user: Curr
     def compute() -> bytes:
         visible_project(services, user, project_id)
         latest = _visible_policy(services, user, body.policy, None)  # 404 as GET of the policy
-        _ready(services)
+        ready(services)
         members = members_over_time([fact_of(orjson.loads(b)) for _, b in services.audit.stream(
             AuditFilter(subject_id=project_id, subject_kind="project"), None, True)])
         with no_collection():
