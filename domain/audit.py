@@ -353,13 +353,16 @@ class Report:
 
 
 def verify_trail(expected: Iterable[tuple[dict[str, Any], str]], stored: Iterable[tuple[int, int, str]],
-                 checkpoints: list[dict[str, Any]], public_key: bytes | None) -> Report:
+                 checkpoints: list[dict[str, Any]], public_key: bytes | None,
+                 every: int | None = None) -> Report:
     """Compare the rows the events make now (`expected`, from a fresh Chain over the store's log) with
     the rows the view recorded (`stored`: seq, position, JSON) and with the signed checkpoints.
 
     An edited event makes a different row; a deleted one leaves a recorded row with no event; a
     reordered pair makes different rows where they swapped; an event slipped in makes a row the view
-    never had. A tail deleted from both the store and the view is caught by a checkpoint past it."""
+    never had. A tail deleted from both the store and the view is caught by a checkpoint past it.
+    `every`: the projector signs at least every so many rows, so a longer stretch without a checkpoint
+    means checkpoints were deleted (to hide rows changed and re-made after them)."""
     report = Report(checkpoints=len(checkpoints))
     signed = {cp["seq"]: cp for cp in checkpoints}
     for cp in checkpoints:
@@ -393,6 +396,13 @@ def verify_trail(expected: Iterable[tuple[dict[str, Any], str]], stored: Iterabl
         if extra is not None:
             report.fail(extra[0], f"the event recorded at position {extra[1]} is gone from the event store "
                                   "(deleted, or the store was truncated)")
+    if every is not None:
+        marks = [0, *sorted(signed), report.view_rows]
+        for before, after in zip(marks, marks[1:]):
+            if after - before > every:
+                report.fail(before + 1, f"no checkpoint between seq {before} and seq {after}, though one is signed "
+                                        f"at least every {every} rows: checkpoints were deleted")
+                break
     beyond = [seq for seq in signed if seq > report.rows]
     if beyond:
         report.fail(report.rows + 1, f"a checkpoint signed seq {max(beyond)} but the events make only "

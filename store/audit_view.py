@@ -65,6 +65,7 @@ class AuditFilter:
     action: str | None = None  # a name or a prefix of one (`deliverable.decision`)
     since: datetime | None = None
     until: datetime | None = None
+    to_seq: int | None = None  # no row after it (an export ending at a signed checkpoint)
 
     def as_json(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
@@ -275,6 +276,9 @@ class AuditRows:
         if where.until is not None:
             clauses.append("at < ?")
             params.append(sortable_time(where.until))
+        if where.to_seq is not None:
+            clauses.append("seq <= ?")
+            params.append(where.to_seq)
         return clauses, params
 
 

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -49,7 +50,7 @@ def run_projector(settings: Settings, rebuild: bool = False) -> int:
     return 0
 
 
-def export(settings: Settings, fmt: str, out: Path | None, where: AuditFilter) -> int:
+def export(settings: Settings, fmt: str, out: Path | None, where: AuditFilter, until_signed: bool = False) -> int:
     from api.routers.audit import csv_lines, jsonl_lines
     from store.events import open_application
     from workers.projector import wait_for_view
@@ -60,6 +61,9 @@ def export(settings: Settings, fmt: str, out: Path | None, where: AuditFilter) -
         print("signoff audit export: the projector is behind the event store (is `signoff projector` running?)",
               file=sys.stderr)
         return 1
+    if until_signed:
+        signed = view.checkpoints()
+        where = replace(where, to_seq=signed[-1]["seq"] if signed else 0)
     lines = (jsonl_lines if fmt == "jsonl" else csv_lines)(view, where, None, True)
     target: TextIO = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
     count = 0
@@ -75,7 +79,7 @@ def export(settings: Settings, fmt: str, out: Path | None, where: AuditFilter) -
     return 0
 
 
-def verify(settings: Settings, file: Path | None, public_key: str | None) -> int:
+def verify(settings: Settings, file: Path | None, public_key: str | None, allow_unsigned_tail: bool = False) -> int:
     from workers.audit_verify import verify_path, verify_store
 
     if file is not None:
@@ -87,13 +91,13 @@ def verify(settings: Settings, file: Path | None, public_key: str | None) -> int
         except Invalid as exc:
             print(f"signoff audit verify: {exc}", file=sys.stderr)
             return 2
-        report = verify_path(file, key)
+        report = verify_path(file, key, allow_unsigned_tail)
     else:
         from store.events import open_application
 
         key_bytes: Any = parse_public_key(public_key) if public_key else public_key_for(settings)
         report = verify_store(open_application(settings.event_store_url()),
-                              open_audit_view(settings.event_store_url()), key_bytes)
+                              open_audit_view(settings.event_store_url()), key_bytes, settings.audit_checkpoint_rows)
     print(json.dumps(report.to_json(), indent=2))
     if report.ok:
         after = (f"; the {report.unsigned_rows} rows after seq {report.last_checkpoint_seq or 0} are chained but not "

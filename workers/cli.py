@@ -86,12 +86,16 @@ def _parser() -> argparse.ArgumentParser:
         export.add_argument(f"--{name}")
     export.add_argument("--since", type=_moment, metavar="ISO-8601")
     export.add_argument("--until", type=_moment, metavar="ISO-8601")
+    export.add_argument("--until-signed", action="store_true",
+                        help="end at the newest signed checkpoint, so every row of the file is vouched for")
     check = audit_commands.add_parser(
         "verify", help="recompute the chain from the event store (or check an export offline with --file)")
     check.add_argument("--file", type=Path, metavar="EXPORT.jsonl",
                        help="an unfiltered `signoff audit export --format jsonl`, checked with no access to the "
                             "service")
     check.add_argument("--public-key", metavar="KEY", help="the audit public key (base64) or a file holding it")
+    check.add_argument("--allow-unsigned-tail", action="store_true",
+                       help="with --file: rows after the last checkpoint are reported, not a failure")
     audit_commands.add_parser("public-key", help="print the audit key's public half (making the key if missing)")
 
     retro = commands.add_parser("retro", help="write a project's retrospective as one self-contained HTML file")
@@ -246,9 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             where = AuditFilter(actor=args.actor, project_id=args.project_id, subject_id=args.subject_id,
                                 subject_kind=args.subject_kind, action=args.action, since=args.since,
                                 until=args.until)
-            return audit_cli.export(settings, args.format, args.out, where)
+            return audit_cli.export(settings, args.format, args.out, where, args.until_signed)
         if args.audit_command == "verify":
-            return audit_cli.verify(settings, args.file, args.public_key)
+            return audit_cli.verify(settings, args.file, args.public_key, args.allow_unsigned_tail)
         return audit_cli.print_public_key(settings)
     if args.command == "retro":
         from workers.retro_cli import write_report

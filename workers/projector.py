@@ -107,6 +107,8 @@ class Projector:
         self.checkpoint_rows, self.checkpoint_seconds, self.batch = checkpoint_rows, checkpoint_seconds, batch
         last = view.checkpoints()
         self.signed_seq = last[-1]["seq"] if last else 0
+        # What was signed stays true: rows made again (a rebuild) must agree with every checkpoint.
+        self.signed = {cp["seq"]: cp["hash"] for cp in last}
         self.signed_at = time.monotonic()
 
     def step(self) -> int:
@@ -126,6 +128,7 @@ class Projector:
                 if not notifications:
                     break
                 rows, write = self.projection.prepare([facts_of(self.app, n) for n in notifications])
+                self._agree_with_checkpoints(rows)
                 self._finish(write, rows)
                 read += len(notifications)
                 batches = None if batches is None else batches - 1
@@ -160,12 +163,22 @@ class Projector:
             return None
         return self.sign(chain.seq, chain.head)
 
+    def _agree_with_checkpoints(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            signed = self.signed.get(row["seq"])
+            if signed is not None and signed != row["hash"]:
+                self.projection.reset()
+                raise CheckpointBroken(f"the event store no longer makes the trail signed at seq {row['seq']}: an "
+                                       "event at or before it was changed; nothing was written (run `signoff audit "
+                                       "verify` to find it)")
+
     def sign(self, seq: int, head: str) -> dict[str, Any]:
         assert self.key is not None
         at = datetime.now(UTC).isoformat()
         signature = self.key.sign(checkpoint_message(seq, head, at))
         self.view.add_checkpoint(seq, head, at, self.key.key_id, signature)
         self.signed_seq, self.signed_at = seq, time.monotonic()
+        self.signed[seq] = head
         return {"seq": seq, "hash": head, "at": at, "key_id": self.key.key_id, "signature": signature}
 
     def rebuild(self) -> int:
@@ -189,6 +202,10 @@ class Projector:
                 log.exception("the projector could not read or write; trying again")
                 self.projection.reset()
                 stop.wait(1.0)
+
+
+class CheckpointBroken(Exception):
+    """Rows made from the store disagree with a signed checkpoint: the store was changed."""
 
 
 def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

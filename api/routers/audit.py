@@ -16,6 +16,7 @@ import hmac
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -141,13 +142,17 @@ async def audit_export(user: CurrentUser, services: Svc, format: Literal["csv", 
                        actor: Text = None, project_id: Text = None, subject_id: Text = None,
                        subject_kind: SubjectKind | None = None,
                        action: Text = None, since: datetime | None = None, until: datetime | None = None,
-                       order: Literal["asc", "desc"] = "asc") -> StreamingResponse:
+                       order: Literal["asc", "desc"] = "asc", until_signed: bool = False) -> StreamingResponse:
     """Every matching row, streamed (constant memory however many), oldest first unless `order=desc`.
     `jsonl`: one row per line, then the signed checkpoints within the rows' range as
     `{"checkpoint": …}` lines (an unfiltered export is what `signoff audit verify --file` checks).
-    `csv`: one row per line; cells a spreadsheet would run as a formula begin with an apostrophe."""
+    `csv`: one row per line; cells a spreadsheet would run as a formula begin with an apostrophe.
+    `until_signed`: end at the newest signed checkpoint, so every row of the file is vouched for."""
     where = _filter(actor, project_id, subject_id, subject_kind, action, since, until)
     await asyncio.to_thread(ready, services)
+    if until_signed:
+        signed = await asyncio.to_thread(services.audit.checkpoints)
+        where = replace(where, to_seq=signed[-1]["seq"] if signed else 0)
     scope = await asyncio.to_thread(_scope, services, user)
     lines = (jsonl_lines if format == "jsonl" else csv_lines)(services.audit, where, scope, order == "asc")
     name = f"signoff-audit.{format}"
@@ -198,7 +203,8 @@ async def audit_verify(user: CurrentUser, services: Svc) -> dict[str, Any]:
 
     def check() -> dict[str, Any]:
         ready(services)
-        return verify_store(services.store, services.audit, public_key_for(services.settings)).to_json()
+        return verify_store(services.store, services.audit, public_key_for(services.settings),
+                            services.settings.audit_checkpoint_rows).to_json()
 
     return await asyncio.to_thread(check)
 

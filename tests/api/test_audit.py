@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from domain.audit import row_hash
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.asyncio
@@ -149,9 +150,16 @@ async def test_verify_and_an_auditors_offline_check_of_an_export(api: Api, tmp_p
     r = await api.http.get("/api/audit/verify", headers=api.auth("paula", "pmo"))
     assert r.status_code == 200 and r.json()["ok"] is True, r.text
     assert (await api.http.get("/api/audit/verify", headers=api.auth("pete"))).status_code == 403
-    # The auditor gets an unfiltered export and the public key, and checks them with no access to the service.
-    await asyncio.sleep(0.3)  # the projector signs the head once it has caught up (every 5 rows here)
-    export = await api.http.get("/api/audit/export", headers=api.auth("paula", "pmo"), params={"format": "jsonl"})
+    # The auditor gets an unfiltered export ending at a signed head and the public key, and checks them with
+    # no access to the service. (The projector signs the head once it has caught up: checkpoint_seconds=0.)
+    for _ in range(50):
+        verified = (await api.http.get("/api/audit/verify", headers=api.auth("paula", "pmo"))).json()
+        if verified["unsigned_rows"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    unsigned = await api.http.get("/api/audit/export", headers=api.auth("paula", "pmo"), params={"format": "jsonl"})
+    export = await api.http.get("/api/audit/export", headers=api.auth("paula", "pmo"),
+                                params={"format": "jsonl", "until_signed": "true"})
     key = (await api.http.get("/api/audit/public-key", headers=api.auth("paula", "pmo"))).json()["public_key"]
     lines = export.text.splitlines()
     assert any("checkpoint" in json.loads(line) for line in lines)
@@ -159,6 +167,24 @@ async def test_verify_and_an_auditors_offline_check_of_an_export(api: Api, tmp_p
     good.write_text(export.text)
     check = offline_verify(good, key)
     assert check.returncode == 0, check.stderr
+    # Rows the file holds past its last checkpoint are vouched for by nothing: a failure unless allowed.
+    await approved_deliverable(api)
+    tail = tmp_path / "tail.jsonl"
+    tail.write_text((await api.http.get("/api/audit/export", headers=api.auth("paula", "pmo"),
+                                        params={"format": "jsonl"})).text)
+    assert unsigned.status_code == 200
+    check = offline_verify(tail, key)
+    if json.loads(check.stdout)["unsigned_rows"]:  # the projector may already have signed the new head
+        assert check.returncode == 1 and "vouched for by no signature" in check.stdout, check.stdout
+        assert offline_verify(tail, key, "--allow-unsigned-tail").returncode == 0
+    # Re-hashed by a forger past the last checkpoint, checkpoint lines dropped: refused.
+    forged = [json.loads(line) for line in tail.read_text().splitlines() if "checkpoint" not in json.loads(line)]
+    forged[-1]["actor"] = "mallory"
+    body = {k: v for k, v in forged[-1].items() if k not in ("hash", "prev_hash")}
+    forged[-1]["hash"] = row_hash(forged[-1]["prev_hash"], body)
+    refiled = tmp_path / "forged.jsonl"
+    refiled.write_text("".join(json.dumps(row) + "\n" for row in forged))
+    assert offline_verify(refiled, key).returncode == 1
     # One row edited in the file: named by its seq.
     edited = [json.loads(line) for line in lines]
     edited[3]["actor"] = "mallory"
@@ -175,7 +201,7 @@ async def test_verify_and_an_auditors_offline_check_of_an_export(api: Api, tmp_p
     assert check.returncode == 1, check.stdout
 
 
-def offline_verify(path: Path, key: str) -> subprocess.CompletedProcess[str]:
+def offline_verify(path: Path, key: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "workers.cli", "audit", "verify", "--file", str(path),
-                           "--public-key", key], capture_output=True, text=True, timeout=60,
+                           "--public-key", key, *extra], capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "SIGNOFF_DATA_DIR": str(path.parent / "nowhere")})

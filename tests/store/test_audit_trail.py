@@ -17,7 +17,7 @@ from store.audit_view import AuditFilter, Scope, open_audit_view
 from store.events import open_application, postgres_conninfo, store_env
 from tests.builders import MEMBERS, make_policy, make_project, revision, submission
 from workers.audit_verify import verify_store
-from workers.projector import Projector
+from workers.projector import CheckpointBroken, Projector
 
 
 def record_history(app: Signoff) -> tuple[str, str]:
@@ -214,3 +214,20 @@ def test_delivery_rows_only_where_the_member_may_read_deliveries(trail: Any) -> 
                                                             Scope((project_id,), (project_id,)), True)]
     assert [r["action"] for r in rows] == ["delivery.started"]
     assert rows[0]["details"]["url"] == "https://hooks.example/…"
+
+
+def test_checkpoints_deleted_to_hide_a_rebuilt_edit_are_caught(trail: Any, store_url: str) -> None:
+    app, projector, key, *_ = trail
+    execute(store_url, f"UPDATE {events_table(store_url)} SET state = "
+            + ("CAST(REPLACE(CAST(state AS TEXT), 'bob', 'mallory') AS BLOB) WHERE rowid = 6"
+               if store_url.startswith("sqlite") else
+               "convert_to(replace(convert_from(state, 'UTF8'), 'bob', 'mallory'), 'UTF8') WHERE notification_id = 6"))
+    # A rebuild refuses to make rows that disagree with what was signed, and writes none of them.
+    with pytest.raises(CheckpointBroken):
+        Projector(app, projector.view, key, checkpoint_rows=4).rebuild()
+    # The intruder deletes the checkpoints after the edit too, and rebuilds: the gap gives it away.
+    audit_execute(store_url, "DELETE FROM signoff_audit_checkpoints WHERE seq >= 6")
+    Projector(app, projector.view, None, checkpoint_rows=4).rebuild()
+    report = verify_store(open_application(store_url), projector.view, key.public, every=4)
+    assert not report.ok and report.first_broken is not None and report.first_broken.seq == 5, report.to_json()
+    assert "checkpoints were deleted" in report.first_broken.why
