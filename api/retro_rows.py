@@ -70,14 +70,23 @@ def cache_for(view: AuditRows) -> RowCache:
         return found
 
 
+_paused = 0  # computations running now that want the collector paused (they overlap across threads)
+_paused_lock = threading.Lock()
+
+
 @contextmanager
 def no_collection() -> Iterator[None]:
     """The cyclic garbage collector paused while many small objects are made and read: it would scan
-    them all again and again (4x the time of the figures), and they hold no cycles."""
-    was = gc.isenabled()
-    gc.disable()
+    them all again and again (4x the time of the figures), and they hold no cycles. Counted, so that of
+    overlapping computations in several threads only the last one to end turns it back on."""
+    global _paused
+    with _paused_lock:
+        _paused += 1
+        gc.disable()
     try:
         yield
     finally:
-        if was:
-            gc.enable()
+        with _paused_lock:
+            _paused -= 1
+            if _paused == 0:
+                gc.enable()

@@ -65,15 +65,16 @@ def parse_public_key(text: str) -> bytes:
 
 
 def public_key_for(settings: object) -> bytes | None:
-    """The audit public key the settings name, else the one of the signing key file if it can be read."""
+    """The audit public key the settings name, else the public half written beside the signing key."""
     configured = getattr(settings, "audit_public_key", "")
     if configured:
         try:
             return parse_public_key(configured)
         except (Invalid, OSError):
             return None  # e.g. the projector has not written its .pub file yet
-    path = settings.audit_signing_key_path()  # type: ignore[attr-defined]
+    # The public half the projector wrote beside its key: the API never reads the private key.
+    public = settings.audit_signing_key_path().with_suffix(".pub")  # type: ignore[attr-defined]
     try:
-        return SigningKey.load(path).public
+        return parse_public_key(public.read_text())
     except (Invalid, OSError, ValueError):
         return None

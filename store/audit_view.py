@@ -35,7 +35,7 @@ TABLES = [
     ("CREATE INDEX IF NOT EXISTS signoff_audit_other_project ON {p}signoff_audit (other_project_id, seq)"
      " WHERE other_project_id IS NOT NULL"),
     "CREATE INDEX IF NOT EXISTS signoff_audit_subject ON {p}signoff_audit (subject_id, seq)",
-    "CREATE INDEX IF NOT EXISTS signoff_audit_action ON {p}signoff_audit (action, seq)",
+    "CREATE INDEX IF NOT EXISTS signoff_audit_action ON {p}signoff_audit (action{bytewise}, seq)",
     "CREATE INDEX IF NOT EXISTS signoff_audit_at ON {p}signoff_audit (at, seq)",
     "CREATE TABLE IF NOT EXISTS {p}signoff_audit_subjects (id TEXT PRIMARY KEY, body TEXT NOT NULL)",
     # Signed statements of the chain's length and head: they outlive a rebuild, which must agree with them.
@@ -84,9 +84,12 @@ class AuditRows:
 
     prefix = ""
     placeholder = "?"
+    # Text compared byte by byte, so that `.` < `/` and nothing sorts between them (a prefix range):
+    # SQLite's default; PostgreSQL's database collation may ignore punctuation.
+    bytewise = ""
 
     def _sql(self, text: str) -> str:
-        text = text.replace("{p}", self.prefix)
+        text = text.replace("{p}", self.prefix).replace("{bytewise}", self.bytewise)
         return text.replace("?", self.placeholder) if self.placeholder != "?" else text
 
     def _lock(self, cur: Any) -> None:
@@ -178,6 +181,13 @@ class AuditRows:
         before the first one is returned."""
         common, params = self._filters(where)
         with self.datastore.transaction(commit=False) as cur:  # type: ignore[attr-defined]
+            # The branches are separate statements: on PostgreSQL (READ COMMITTED) each sees what was
+            # committed when it ran. Bounding all by the head read first keeps a batch committed in between
+            # out of all of them, so no branch runs ahead of another and the next page loses nothing.
+            cur.execute(self._sql("SELECT MAX(seq) FROM {p}signoff_audit"))
+            head = self._tuples(cur)[0][0] or 0
+            common.append("seq <= ?")
+            params.append(int(head))
             bounds = self._seq_bounds(cur, where)
             if bounds is None:
                 return []
@@ -257,8 +267,7 @@ class AuditRows:
                                   "LIMIT ?"), (seq, limit))
             return [(int(s), int(p), b) for s, p, b in self._tuples(cur)]
 
-    @staticmethod
-    def _filters(where: AuditFilter) -> tuple[list[str], list[Any]]:
+    def _filters(self, where: AuditFilter) -> tuple[list[str], list[Any]]:
         """The filters every branch shares (the time window is applied as `at` and as its seq run)."""
         clauses: list[str] = []
         params: list[Any] = []
@@ -268,7 +277,7 @@ class AuditRows:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         if where.action is not None:  # the name itself, or any name under it (`a.b` takes `a.b.c`, not `a.bc`)
-            clauses.append("(action = ? OR (action > ? AND action < ?))")
+            clauses.append(f"(action = ? OR (action{self.bytewise} > ? AND action{self.bytewise} < ?))")
             params += [where.action, where.action + ".", where.action + "/"]
         if where.since is not None:
             clauses.append("at >= ?")
@@ -312,6 +321,7 @@ class SQLiteAuditView(AuditRows, SQLiteTrackingRecorder):
 
 class PostgresAuditView(AuditRows, PostgresTrackingRecorder):
     placeholder = "%s"
+    bytewise = ' COLLATE "C"'
 
     def __init__(self, datastore: Any, **kwargs: Any):
         super().__init__(datastore, **kwargs)

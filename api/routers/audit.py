@@ -33,7 +33,6 @@ from domain.audit import key_id
 from store.audit_keys import public_key_for
 from store.audit_view import AuditFilter, Scope
 from workers.audit_verify import verify_store
-from workers.projector import wait_for_view
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], responses=problems(401, 503))
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
@@ -68,11 +67,19 @@ def _scope(services: Services, user: Principal) -> Scope | None:
                      m["user"] == user.user and DELIVERIES_ROLE in m["roles"] for m in p["members"])))
 
 
-def ready(services: Services) -> None:
-    """Wait for the projector to reach what the store holds now (read-your-writes), else 503."""
-    if not wait_for_view(services.store, services.audit, services.settings.audit_wait_seconds):
-        raise Problem(503, "the audit projector has not caught up with the event store; try again shortly "
-                           "(is `signoff projector` running?)", "unavailable", headers={"Retry-After": "5"})
+async def ready(services: Services) -> None:
+    """Wait for the projector to reach what the store holds now (read-your-writes), else 503. The
+    waiting is on the event loop: a projector that is down must not hold a worker thread per request."""
+    target = await asyncio.to_thread(services.store.recorder.max_notification_id) or 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + services.settings.audit_wait_seconds
+    pause = 0.005
+    while await asyncio.to_thread(services.audit.position) < target:
+        if loop.time() > deadline:
+            raise Problem(503, "the audit projector has not caught up with the event store; try again shortly "
+                               "(is `signoff projector` running?)", "unavailable", headers={"Retry-After": "5"})
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 # ---- cursors: signed, and bound to the query and the caller they were given to ----------------
@@ -123,8 +130,9 @@ async def audit_rows(user: CurrentUser, services: Svc, actor: Text = None, proje
     after = _after(services, query, cursor) if cursor is not None else None
     limit = max(1, min(limit, MAX_LIMIT))
 
+    await ready(services)
+
     def read() -> bytes:
-        ready(services)
         page = services.audit.page(where, _scope(services, user), after, limit + 1, ascending)
         more = len(page) > limit
         page = page[:limit]
@@ -149,7 +157,7 @@ async def audit_export(user: CurrentUser, services: Svc, format: Literal["csv", 
     `csv`: one row per line; cells a spreadsheet would run as a formula begin with an apostrophe.
     `until_signed`: end at the newest signed checkpoint, so every row of the file is vouched for."""
     where = _filter(actor, project_id, subject_id, subject_kind, action, since, until)
-    await asyncio.to_thread(ready, services)
+    await ready(services)
     if until_signed:
         signed = await asyncio.to_thread(services.audit.checkpoints)
         where = replace(where, to_seq=signed[-1]["seq"] if signed else 0)
@@ -201,8 +209,9 @@ async def audit_verify(user: CurrentUser, services: Svc) -> dict[str, Any]:
     checkpoints: `ok`, or the first row that does not hold and why (pmo and admin)."""
     require_pmo_or_admin(user)
 
+    await ready(services)
+
     def check() -> dict[str, Any]:
-        ready(services)
         return verify_store(services.store, services.audit, public_key_for(services.settings),
                             services.settings.audit_checkpoint_rows).to_json()
 

@@ -8,7 +8,7 @@ admin only (403).
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Response
@@ -64,9 +64,10 @@ async def project_retrospective(project_id: ProjectId, user: CurrentUser, servic
     then, as of `until` (default now). Definitions: README, Retrospectives."""
     start, stop = _window(since, until)
 
+    await asyncio.to_thread(visible_project, services, user, project_id)
+    await ready(services)
+
     def compute() -> bytes:
-        visible_project(services, user, project_id)
-        ready(services)
         with no_collection():
             return orjson.dumps(retrospective(_cases(services, project_id, start, stop), start, stop))
 
@@ -80,8 +81,9 @@ async def portfolio_retrospective(user: CurrentUser, services: Svc, since: datet
     require_pmo_or_admin(user)
     start, stop = _window(since, until)
 
+    await ready(services)
+
     def compute() -> bytes:
-        ready(services)
         with no_collection():
             cases = _cases(services, None, start, stop)
             figures = retrospective(cases, start, stop)
@@ -101,10 +103,14 @@ async def project_what_if(project_id: ProjectId, body: WhatIfRequest, user: Curr
     start, stop = _window(body.since, body.until, "body")
     changes = _changes(body)
 
-    def compute() -> bytes:
+    def visible() -> dict[str, Any]:
         visible_project(services, user, project_id)
-        latest = _visible_policy(services, user, body.policy, None)  # 404 as GET of the policy
-        ready(services)
+        return _visible_policy(services, user, body.policy, None)  # 404 as GET of the policy
+
+    latest = await asyncio.to_thread(visible)
+    await ready(services)
+
+    def compute() -> bytes:
         members = members_over_time([fact_of(orjson.loads(b)) for _, b in services.audit.stream(
             AuditFilter(subject_id=project_id, subject_kind="project"), None, True)])
         with no_collection():
