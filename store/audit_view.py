@@ -171,7 +171,7 @@ class AuditRows:
         return self.max_tracking_id(APPLICATION) or 0  # type: ignore[attr-defined]
 
     def page(self, where: AuditFilter, scope: Scope | None, after_seq: int | None, limit: int,
-             ascending: bool) -> list[tuple[int, str]]:
+             ascending: bool, bounds: tuple[int | None, int | None] | None = None) -> list[tuple[int, str]]:
         """Up to `limit` rows (seq, JSON) matching `where` among those `scope` allows (None: all),
         after `after_seq` in the order asked.
 
@@ -188,7 +188,8 @@ class AuditRows:
             head = self._tuples(cur)[0][0] or 0
             common.append("seq <= ?")
             params.append(int(head))
-            bounds = self._seq_bounds(cur, where)
+            if bounds is None or (bounds == (None, None) and (where.since or where.until)):
+                bounds = self._seq_bounds(cur, where)
             if bounds is None:
                 return []
             if bounds != (None, None):
@@ -253,8 +254,13 @@ class AuditRows:
     def stream(self, where: AuditFilter, scope: Scope | None, ascending: bool) -> Iterator[tuple[int, str]]:
         """Every matching row's seq and JSON, a chunk at a time (keyset reads: constant memory)."""
         after = None
+        # The window's run of seqs once, not per chunk (finding it reads the whole window's index).
+        with self.datastore.transaction(commit=False) as cur:  # type: ignore[attr-defined]
+            bounds = self._seq_bounds(cur, where)
+        if bounds is None:
+            return
         while True:
-            chunk = self.page(where, scope, after, CHUNK, ascending)
+            chunk = self.page(where, scope, after, CHUNK, ascending, bounds)
             yield from chunk
             if len(chunk) < CHUNK:
                 return
