@@ -109,7 +109,7 @@ class Projector:
         self.signed_seq = last[-1]["seq"] if last else 0
         # What was signed stays true: rows made again (a rebuild) must agree with every checkpoint.
         self.signed = {cp["seq"]: cp["hash"] for cp in last}
-        self.signed_at = time.monotonic()
+        self.signed_at = float("-inf")  # a (re)started projector signs the head it finds as soon as caught up
 
     def step(self) -> int:
         """Project one batch of the log; answer how many events it held (0: caught up)."""
