@@ -12,7 +12,8 @@ For each store (a SQLite file in a temp dir, then a fresh schema of the PostgreS
    together, about 1,400 events per `app.save(*aggregates)`. Printed: events/s.
 2. the decoded read of the whole notification log (select_notifications in batches of 1000, each
    mapped to its domain event): the ceiling of any projector.
-3. the projector's catch-up from zero (`workers.projector.open_projector(url, key).catch_up()`): rows/s.
+3. the projector's catch-up from zero (`workers.projector.open_projector(url, key).catch_up()`): rows/s;
+   then the API's list views caught up (a member's scope comes from them), timed.
 4. five filtered queries through HTTP against `signoff api` in its own process (uvicorn, a pmo token):
    by actor, by project + action prefix, by subject, by time window, a page 50 pages deep; p50/p95
    of 50 runs each. On PostgreSQL again after VACUUM ANALYZE of the view.
