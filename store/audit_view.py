@@ -24,6 +24,8 @@ from store.events import is_postgres, store_env
 NAME = "signoff_audit"  # the projection's name: eventsourcing's tracking table is `signoff_audit_tracking` on PG
 APPLICATION = "signoff"  # the application whose log is followed
 CHUNK = 1000  # rows per read while streaming: exports run in constant memory
+MANY_PROJECTS = 8  # past this many projects, a scoped read walks the trail instead of a branch each
+CACHE_KIB = 64 * 1024  # SQLite page cache per connection of the audit view (grows only as used)
 
 TABLES = [
     ("CREATE TABLE IF NOT EXISTS {p}signoff_audit (seq BIGINT PRIMARY KEY, position BIGINT NOT NULL,"
@@ -229,8 +231,10 @@ class AuditRows:
         if where.until is not None:
             clauses.append("at < ?")
             params.append(sortable_time(where.until))
-        cur.execute(self._sql(f"SELECT MIN(seq), MAX(seq) FROM {{p}}signoff_audit WHERE {' AND '.join(clauses)}"),
-                    params)
+        # `seq + 0`: else PostgreSQL answers MIN/MAX by walking the primary key and filtering on `at`
+        # (557 ms at 1M rows), where the `(at, seq)` index gives the window at once (1.5 ms).
+        cur.execute(self._sql(f"SELECT MIN(seq + 0), MAX(seq + 0) FROM {{p}}signoff_audit "
+                              f"WHERE {' AND '.join(clauses)}"), params)
         low, high = self._tuples(cur)[0]
         return None if low is None else (int(low), int(high))
 
@@ -244,6 +248,19 @@ class AuditRows:
         projects = [where.project_id] if where.project_id is not None else list(scope.projects if scope else [])
         if scope is not None:
             projects = [p for p in projects if p in scope.projects]
+        if len(projects) > MANY_PROJECTS:
+            # Someone in many projects: their rows are a good share of the trail, so walking it newest
+            # first and keeping theirs beats a branch per project. `coalesce` keeps the databases from
+            # gathering and sorting through the project indexes instead.
+            marks = ", ".join("?" for _ in projects)
+            shown = [p for p in projects if scope is None or p in scope.deliveries_of]
+            visible = (f"(coalesce(project_id, '') IN ({marks}) OR coalesce(other_project_id, '') IN ({marks}))"
+                       + ("" if scope is None else " AND subject_kind <> 'delivery'"))
+            params: list[Any] = [*projects, *projects]
+            if shown and scope is not None:
+                visible = f"({visible}) OR coalesce(project_id, '') IN ({', '.join('?' for _ in shown)})"
+                params += shown
+            return [([f"({visible})"], params)]
         branches = []
         for project in dict.fromkeys(projects):
             hidden = [] if scope is None or project in scope.deliveries_of else ["subject_kind <> 'delivery'"]
@@ -305,6 +322,9 @@ class NoFsyncPerCommitPool(SQLiteConnectionPool):
     def _create_connection(self) -> Any:
         connection = super()._create_connection()
         connection._sqlite_conn.execute("PRAGMA synchronous=NORMAL")
+        # Six indexes take a row each: with SQLite's 2 MB page cache a large trail reads their pages from
+        # disk again and again while it grows.
+        connection._sqlite_conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         return connection
 
 

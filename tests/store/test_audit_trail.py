@@ -231,3 +231,25 @@ def test_checkpoints_deleted_to_hide_a_rebuilt_edit_are_caught(trail: Any, store
     report = verify_store(open_application(store_url), projector.view, key.public, every=4)
     assert not report.ok and report.first_broken is not None and report.first_broken.seq == 5, report.to_json()
     assert "checkpoints were deleted" in report.first_broken.why
+
+
+@pytest.mark.parametrize("member_of", [3, 10])  # a branch per project, and a walk of the trail past eight
+def test_a_scoped_read_is_exactly_the_rows_the_scope_allows(trail: Any, member_of: int) -> None:
+    app, projector, key, *_ = trail
+    projects = [str(app.create_project(f"Client {i}", [{"user": "yuki", "roles": ["pm"]}], [], [], "paula").id)
+                for i in range(12)]
+    message = {"key": "k", "type": "deliverable.approved", "timestamp": "2026-11-02T09:30:00+00:00",
+               "recipients": [], "body": {"data": {"subject": {"title": "t"}}}}
+    for project in projects:
+        app.change_project(project, "paula", "more people", members=[{"user": "yuki", "roles": ["pm"]},
+                                                                     {"user": "zoe", "roles": ["eng"]}])
+        app.open_delivery(uuid.uuid4(), project, "w1", "https://hooks.example/x", message)
+    projector.catch_up()
+    scope = Scope(tuple(projects[:member_of]), (projects[0],))
+    everything = [json.loads(body) for _, body in projector.view.stream(AuditFilter(), None, True)]
+    allowed = [r["seq"] for r in everything if (r["project_id"] in scope.projects and (
+        r["subject"]["kind"] != "delivery" or r["project_id"] in scope.deliveries_of))]
+    assert [seq for seq, _ in projector.view.stream(AuditFilter(), scope, True)] == allowed
+    newest = [seq for seq, _ in projector.view.page(AuditFilter(), scope, None, 7, False)]
+    assert newest == sorted(allowed, reverse=True)[:7]
+    assert [seq for seq, _ in projector.view.page(AuditFilter(project_id=projects[-1]), scope, None, 7, False)] == []
