@@ -28,7 +28,7 @@ MANY_PROJECTS = 8  # past this many projects, a scoped read walks the trail inst
 CACHE_KIB = 64 * 1024  # SQLite page cache per connection of the audit view (grows only as used)
 
 TABLES = [
-    ("CREATE TABLE IF NOT EXISTS {p}signoff_audit (seq BIGINT PRIMARY KEY, position BIGINT NOT NULL,"
+    ("CREATE TABLE IF NOT EXISTS {p}signoff_audit (seq {seq_type} PRIMARY KEY, position BIGINT NOT NULL,"
      " at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject_kind TEXT NOT NULL,"
      " subject_id TEXT NOT NULL, project_id TEXT, other_project_id TEXT, hash TEXT NOT NULL, body TEXT NOT NULL)"),
     "CREATE INDEX IF NOT EXISTS signoff_audit_actor ON {p}signoff_audit (actor, seq)",
@@ -101,9 +101,12 @@ class AuditRows:
     # Text compared byte by byte, so that `.` < `/` and nothing sorts between them (a prefix range):
     # SQLite's default; PostgreSQL's database collation may ignore punctuation.
     bytewise = ""
+    # SQLite: INTEGER PRIMARY KEY is the table's own rowid, so a row is found by seq in one B-tree, not two
+    # (BIGINT would make a separate index of seq).
+    seq_type = "INTEGER"
 
     def _sql(self, text: str) -> str:
-        text = text.replace("{p}", self.prefix).replace("{bytewise}", self.bytewise)
+        text = text.replace("{p}", self.prefix).replace("{bytewise}", self.bytewise).replace("{seq_type}", self.seq_type)
         return text.replace("?", self.placeholder) if self.placeholder != "?" else text
 
     def _lock(self, cur: Any) -> None:
@@ -351,6 +354,7 @@ class SQLiteAuditView(AuditRows, SQLiteTrackingRecorder):
 class PostgresAuditView(AuditRows, PostgresTrackingRecorder):
     placeholder = "%s"
     bytewise = ' COLLATE "C"'
+    seq_type = "BIGINT"
 
     def __init__(self, datastore: Any, **kwargs: Any):
         super().__init__(datastore, **kwargs)
