@@ -24,6 +24,7 @@ import orjson
 
 from domain.commands import SYSTEM_ACTOR
 from domain.history import correlation_of
+from domain.webhooks import masked
 
 GENESIS = "0" * 64
 # Event fields that are plumbing, not facts: never in `details`.
@@ -158,12 +159,6 @@ def plain(value: Any) -> Any:
     return str(value)  # UUIDs, floats (as their text), anything else
 
 
-def mask_url(url: str) -> str:
-    """A webhook URL without its path and query, which may carry a receiver's token."""
-    match = re.match(r"^([a-z]+://[^/?#]+)", url or "")
-    return f"{match.group(1)}/…" if match else "…"
-
-
 def canonical(row: dict[str, Any]) -> bytes:
     """RFC 8785 for rows (plain JSON values, no floats): orjson with sorted keys writes exactly what
     `json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` does, several times faster."""
@@ -239,9 +234,9 @@ class Chain:
             actor = subject.title.removeprefix("calendar feed of ") or actor
         details = {k: plain(v) for k, v in fields.items() if k not in PLUMBING}
         if name.startswith("Project.Webhook") and "url" in details:
-            details["url"] = mask_url(details["url"])
+            details["url"] = masked(details["url"])
         if name == "Delivery.Started":
-            details = {"webhook_id": details.get("webhook_id"), "url": mask_url(details.get("url", "")),
+            details = {"webhook_id": details.get("webhook_id"), "url": masked(details.get("url", "")),
                        "type": (details.get("message") or {}).get("type")}
         revision = fields.get("revision") if isinstance(fields.get("revision"), int) else subject.revision
         if name == "Deliverable.Submitted":

@@ -27,6 +27,13 @@ MAX_URL_CHARS = 2000
 Resolve = Callable[[str], Iterable[str]]  # a host name to the addresses it resolves to
 
 
+def masked(url: str) -> str:
+    """A webhook URL as people without the right to see it whole are shown it: scheme and host only
+    (no credentials, path or query, which may carry a receiver's token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+
+
 def derive_secret(key: bytes, webhook_id: str, generation: int) -> str:
     digest = hmac.new(key, f"signoff-webhook\0{webhook_id}\0{generation}".encode(), hashlib.sha256).digest()
     return "whsec_" + base64.b64encode(digest).decode()

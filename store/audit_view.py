@@ -9,7 +9,7 @@ never queue behind event writes. PostgreSQL: tables in the event store's schema.
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from eventsourcing.utils import Environment
 
 from domain.audit import GENESIS, Subject
 from store.events import is_postgres, store_env
+from store.views import sortable_time
 
 NAME = "signoff_audit"  # the projection's name: eventsourcing's tracking table is `signoff_audit_tracking` on PG
 APPLICATION = "signoff"  # the application whose log is followed
@@ -71,14 +72,6 @@ class AuditFilter:
 
     def as_json(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
-
-
-def sortable_time(value: str | datetime) -> str:
-    """A time as fixed-width UTC text, so text order is time order."""
-    if isinstance(value, str) and len(value) == 32 and value.endswith("+00:00"):
-        return value[:26] + "Z"  # already UTC with microseconds: what the domain writes (fast path)
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def window(where: AuditFilter) -> tuple[list[str], list[Any]]:

@@ -85,9 +85,12 @@ def deliverable_summary(state: Any) -> dict[str, Any]:
     }
 
 
-def sortable_time(text: str) -> str:
+def sortable_time(value: str | datetime) -> str:
     """A time as fixed-width UTC text, so text order is time order (ISO strings drop zero microseconds)."""
-    return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, str) and len(value) == 32 and value.endswith("+00:00"):
+        return value[:26] + "Z"  # already UTC with microseconds: what the domain writes (fast path)
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def dependency_row(dependency: Any) -> tuple[Any, ...]:

@@ -4,7 +4,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Response, status
 
@@ -26,7 +25,7 @@ from api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, ascending, pagina
 from api.timeline_models import ProjectSnapshot
 from domain.errors import Invalid
 from domain.project import Project
-from domain.webhooks import check_url, derive_secret
+from domain.webhooks import check_url, derive_secret, masked
 from store.views import project_summary
 from workflows.delivery_activities import resolve
 
@@ -52,11 +51,6 @@ def shown_to(summary: dict[str, Any], user: Principal | None) -> dict[str, Any]:
             m["user"] == user.user and "pmo" in m.get("roles", []) for m in summary["members"]):
         return summary
     return {**summary, "webhooks": [{**w, "url": masked(w["url"])} for w in summary.get("webhooks", [])]}
-
-
-def masked(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectPublic,
