@@ -195,7 +195,9 @@ async def test_a_failed_delivery_is_listed_and_a_retry_delivers_it_with_the_same
     receiver.then = 200  # back up
     r = await api.http.post(f"{base}/retry", headers=api.auth(*PMO))
     assert r.status_code == 202, r.text
-    assert (r.json()["status"], r.json()["runs"]) == ("pending", 2)
+    # The answer is the record once the new run is recorded: still pending, or already delivered when the
+    # receiver answered first (CI saw both).
+    assert r.json()["status"] in ("pending", "delivered") and r.json()["runs"] == 2, r.text
     r = await api.http.post(f"{base}/retry", headers=api.auth(*PMO))  # pending, or delivered already
     assert r.status_code == 409 and r.json()["type"] == "/problems/conflict", r.text
 
